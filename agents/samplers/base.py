@@ -1,0 +1,100 @@
+"""The one interface every power source implements (open, read, close, describe + available).
+
+Python 3.6 compatible. A sampler measures ONE device (a Jetson module, one GPU, one CPU package
+set, one simulated device). Times come from an injectable monotonic clock so tests can drive
+them; readings carry the sensor's own time where the source gives one.
+"""
+
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+Clock = Callable[[], float]
+
+
+class SamplerError(Exception):
+    """A sampler that cannot open or read. The message says what, where, and how to fix it."""
+
+
+class SamplerUnavailable(SamplerError):
+    """The source does not exist on this machine (no NVML, no sysfs tree, no tegrastats...)."""
+
+
+class SamplerPermission(SamplerError):
+    """The source exists but needs more privilege (tegrastats rails or RAPL energy_uj need root)."""
+
+
+class Reading(object):
+    """One sample: monotonic time, per-rail watts, the device total and the energy counter.
+
+    rails     {rail name: watts, or None when that rail could not be read this time}
+    total_w   device total per describe()["total_rule"], or None
+    energy_j  hardware cumulative energy counter in joules (NVML, RAPL), or None; absolute
+              (the job subtracts its first value)
+    """
+
+    __slots__ = ("t", "rails", "total_w", "energy_j")
+
+    def __init__(self, t, rails, total_w=None, energy_j=None):
+        # type: (float, Dict[str, Optional[float]], Optional[float], Optional[float]) -> None
+        self.t = t
+        self.rails = rails
+        self.total_w = total_w
+        self.energy_j = energy_j
+
+    def __repr__(self):
+        return "Reading(t={!r}, total_w={!r}, rails={!r}, energy_j={!r})".format(
+            self.t, self.total_w, self.rails, self.energy_j
+        )
+
+
+class Sampler(object):
+    """Base class. Subclasses set `name` and implement open/read/close/describe and available()."""
+
+    name = "base"
+
+    def __init__(self, device="0", clock=None):
+        # type: (str, Optional[Clock]) -> None
+        self.device = device
+        self.clock = clock or time.monotonic  # type: Clock
+
+    @classmethod
+    def available(cls, **kwargs):
+        # type: (Any) -> Optional[str]
+        """None when this source can be used here, else a one-line reason why not."""
+        raise NotImplementedError
+
+    @classmethod
+    def devices(cls, **kwargs):
+        # type: (Any) -> List[Dict[str, Any]]
+        """Devices this source can measure here: [{id, name, hardware_id?, ...}]."""
+        return []
+
+    def open(self):
+        # type: () -> None
+        """Acquire the source (find rails once, start the process, init NVML)."""
+
+    def read(self):
+        # type: () -> Reading
+        """Take one reading. Cheap: no process spawn, no discovery."""
+        raise NotImplementedError
+
+    def close(self):
+        # type: () -> None
+        """Release the source. Safe to call twice."""
+
+    def describe(self):
+        # type: () -> Dict[str, Any]
+        """{name, device, rails, total_rail, total_rule, resolution_w, min_interval_ms, check_cmd, notes}."""
+        raise NotImplementedError
+
+    def set_load(self, level):
+        # type: (float) -> None
+        """Tell the sampler the workload's load in [0, 1]. Only `sim` uses it; real sensors ignore it."""
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

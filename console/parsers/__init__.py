@@ -1,0 +1,1 @@
+"""Parsers for benchmark and power logs people already have. Pure functions, no I/O."""

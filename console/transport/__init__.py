@@ -1,0 +1,1 @@
+"""Transports: how the console reaches an agent (local subprocess, SSH)."""

@@ -1,0 +1,1 @@
+"""The Textual console. The only package of wattlab that imports textual or rich."""
