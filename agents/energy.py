@@ -3,12 +3,11 @@
 from typing import Optional, Sequence
 
 
-def trapezoid(ts, ws):
-    # type: (Sequence[float], Sequence[Optional[float]]) -> float
+def trapezoid(ts: Sequence[float], ws: Sequence[Optional[float]]) -> float:
     """Joules from (seconds, watts) pairs by the trapezoid rule; None watts are bridged, not zeroed."""
     total = 0.0
-    prev_t = None  # type: Optional[float]
-    prev_w = None  # type: Optional[float]
+    prev_t: Optional[float] = None
+    prev_w: Optional[float] = None
     for t, w in zip(ts, ws):
         if w is None:
             continue
@@ -23,15 +22,13 @@ class RunningEnergy(object):
 
     __slots__ = ("energy_j", "_t", "_w", "count")
 
-    def __init__(self):
-        # type: () -> None
+    def __init__(self) -> None:
         self.energy_j = 0.0
-        self._t = None  # type: Optional[float]
-        self._w = None  # type: Optional[float]
+        self._t: Optional[float] = None
+        self._w: Optional[float] = None
         self.count = 0
 
-    def add(self, t, w):
-        # type: (float, Optional[float]) -> float
+    def add(self, t: float, w: Optional[float]) -> float:
         """Add one sample; returns the energy so far in joules."""
         if w is None:
             return self.energy_j

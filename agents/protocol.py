@@ -56,15 +56,13 @@ E_INTERNAL = "internal"
 class ProtocolError(ValueError):
     """A line that is not a valid protocol message. `code` is one of the E_* strings."""
 
-    def __init__(self, code, message):
-        # type: (str, str) -> None
+    def __init__(self, code: str, message: str) -> None:
         ValueError.__init__(self, "{}: {}".format(code, message))
         self.code = code
         self.message = message
 
 
-def encode(msg):
-    # type: (Dict[str, Any]) -> bytes
+def encode(msg: Dict[str, Any]) -> bytes:
     """Serialise one message to a newline-terminated UTF-8 line; raises ProtocolError if too long."""
     data = json.dumps(msg, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if len(data) + 1 > MAX_LINE_BYTES:
@@ -72,8 +70,7 @@ def encode(msg):
     return data + b"\n"
 
 
-def decode(line):
-    # type: (Union[bytes, str]) -> Dict[str, Any]
+def decode(line: Union[bytes, str]) -> Dict[str, Any]:
     """Parse one line into a message dict; raises ProtocolError for anything malformed."""
     if isinstance(line, bytes):
         if len(line) > MAX_LINE_BYTES:
@@ -81,7 +78,7 @@ def decode(line):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ProtocolError(E_BAD_JSON, "not UTF-8: {}".format(exc))
+            raise ProtocolError(E_BAD_JSON, "not UTF-8: {}".format(exc)) from None
     else:
         text = line
         if len(text) > MAX_LINE_BYTES:
@@ -89,7 +86,7 @@ def decode(line):
     try:
         msg = json.loads(text)
     except ValueError as exc:
-        raise ProtocolError(E_BAD_JSON, "not JSON: {}".format(exc))
+        raise ProtocolError(E_BAD_JSON, "not JSON: {}".format(exc)) from None
     if not isinstance(msg, dict):
         raise ProtocolError(E_BAD_MESSAGE, "expected a JSON object, got {}".format(type(msg).__name__))
     kind = msg.get("type")
@@ -118,15 +115,13 @@ class LineReader(object):
     line is dropped up to its newline and reported once.
     """
 
-    def __init__(self, max_line=MAX_LINE_BYTES):
-        # type: (int) -> None
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self._buf = bytearray()
         self._max = max_line
         self._discarding = False
 
-    def feed(self, data):
-        # type: (bytes) -> List[Union[Dict[str, Any], ProtocolError]]
-        out = []  # type: List[Union[Dict[str, Any], ProtocolError]]
+    def feed(self, data: bytes) -> List[Union[Dict[str, Any], ProtocolError]]:
+        out: List[Union[Dict[str, Any], ProtocolError]] = []
         self._buf.extend(data)
         while True:
             nl = self._buf.find(b"\n")
@@ -154,32 +149,29 @@ class LineReader(object):
 # --- constructors -------------------------------------------------------------------------
 
 
-def request(rid, op, args=None):
-    # type: (int, str, Optional[Dict[str, Any]]) -> Dict[str, Any]
+def request(rid: int, op: str, args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     return {"type": "request", "id": rid, "op": op, "args": args or {}}
 
 
-def reply(rid, result=None):
-    # type: (Optional[int], Optional[Dict[str, Any]]) -> Dict[str, Any]
+def reply(rid: Optional[int], result: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     return {"type": "reply", "id": rid, "result": result if result is not None else {}}
 
 
-def error(rid, code, message):
-    # type: (Optional[int], str, str) -> Dict[str, Any]
+def error(rid: Optional[int], code: str, message: str) -> Dict[str, Any]:
     return {"type": "error", "id": rid, "code": code, "message": message}
 
 
-def event(name, job=None, **fields):
-    # type: (str, Optional[str], Any) -> Dict[str, Any]
-    msg = {"type": "event", "event": name}  # type: Dict[str, Any]
+def event(name: str, job: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+    msg: Dict[str, Any] = {"type": "event", "event": name}
     if job is not None:
         msg["job"] = job
     msg.update(fields)
     return msg
 
 
-def hello(agent_version, python, host, pid, capabilities):
-    # type: (str, str, str, int, Dict[str, Any]) -> Dict[str, Any]
+def hello(
+    agent_version: str, python: str, host: str, pid: int, capabilities: Dict[str, Any]
+) -> Dict[str, Any]:
     return {
         "type": "hello",
         "v": PROTOCOL_VERSION,
@@ -201,13 +193,19 @@ def hello(agent_version, python, host, pid, capabilities):
 # An event row: [seq, t_s, kind, {fields}]
 
 
-def sample_row(seq, t_s, total_w, rails, energy_j=None):
-    # type: (int, float, Optional[float], Dict[str, Optional[float]], Optional[float]) -> list
+def sample_row(
+    seq: int,
+    t_s: float,
+    total_w: Optional[float],
+    rails: Dict[str, Optional[float]],
+    energy_j: Optional[float] = None,
+) -> list:
     return [seq, t_s, total_w, rails, energy_j]
 
 
-def parse_sample_row(row):
-    # type: (Any) -> Tuple[int, float, Optional[float], Dict[str, Optional[float]], Optional[float]]
+def parse_sample_row(
+    row: Any,
+) -> Tuple[int, float, Optional[float], Dict[str, Optional[float]], Optional[float]]:
     """Validate a sample row from the wire; raises ProtocolError on a wrong shape or type."""
     if not isinstance(row, list) or len(row) != 5:
         raise ProtocolError(E_BAD_MESSAGE, "sample row must be a list of 5")
@@ -227,16 +225,20 @@ def parse_sample_row(row):
     return seq, float(t_s), total_w, rails, energy_j
 
 
-def query_row(seq, query_id, issue_t_s, done_t_s, ok, extra=None):
-    # type: (int, int, float, Optional[float], bool, Optional[Dict[str, Any]]) -> list
+def query_row(
+    seq: int,
+    query_id: int,
+    issue_t_s: float,
+    done_t_s: Optional[float],
+    ok: bool,
+    extra: Optional[Dict[str, Any]] = None,
+) -> list:
     return [seq, query_id, issue_t_s, done_t_s, ok, extra or {}]
 
 
-def event_row(seq, t_s, kind, fields=None):
-    # type: (int, float, str, Optional[Dict[str, Any]]) -> list
+def event_row(seq: int, t_s: float, kind: str, fields: Optional[Dict[str, Any]] = None) -> list:
     return [seq, t_s, kind, fields or {}]
 
 
-def _is_num(x):
-    # type: (Any) -> bool
+def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)

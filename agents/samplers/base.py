@@ -34,8 +34,13 @@ class Reading(object):
 
     __slots__ = ("t", "rails", "total_w", "energy_j")
 
-    def __init__(self, t, rails, total_w=None, energy_j=None):
-        # type: (float, Dict[str, Optional[float]], Optional[float], Optional[float]) -> None
+    def __init__(
+        self,
+        t: float,
+        rails: Dict[str, Optional[float]],
+        total_w: Optional[float] = None,
+        energy_j: Optional[float] = None,
+    ) -> None:
         self.t = t
         self.rails = rails
         self.total_w = total_w
@@ -52,43 +57,35 @@ class Sampler(object):
 
     name = "base"
 
-    def __init__(self, device="0", clock=None):
-        # type: (str, Optional[Clock]) -> None
+    def __init__(self, device: str = "0", clock: Optional[Clock] = None) -> None:
         self.device = device
-        self.clock = clock or time.monotonic  # type: Clock
+        self.clock: Clock = clock or time.monotonic
 
     @classmethod
-    def available(cls, **kwargs):
-        # type: (Any) -> Optional[str]
+    def available(cls, **kwargs: Any) -> Optional[str]:
         """None when this source can be used here, else a one-line reason why not."""
         raise NotImplementedError
 
     @classmethod
-    def devices(cls, **kwargs):
-        # type: (Any) -> List[Dict[str, Any]]
+    def devices(cls, **kwargs: Any) -> List[Dict[str, Any]]:
         """Devices this source can measure here: [{id, name, hardware_id?, ...}]."""
         return []
 
-    def open(self):
-        # type: () -> None
+    def open(self) -> None:
         """Acquire the source (find rails once, start the process, init NVML)."""
 
-    def read(self):
-        # type: () -> Reading
+    def read(self) -> Reading:
         """Take one reading. Cheap: no process spawn, no discovery."""
         raise NotImplementedError
 
-    def close(self):
-        # type: () -> None
+    def close(self) -> None:
         """Release the source. Safe to call twice."""
 
-    def describe(self):
-        # type: () -> Dict[str, Any]
+    def describe(self) -> Dict[str, Any]:
         """{name, device, rails, total_rail, total_rule, resolution_w, min_interval_ms, check_cmd, notes}."""
         raise NotImplementedError
 
-    def set_load(self, level):
-        # type: (float) -> None
+    def set_load(self, level: float) -> None:
         """Tell the sampler the workload's load in [0, 1]. Only `sim` uses it; real sensors ignore it."""
 
     def __enter__(self):
