@@ -1,0 +1,128 @@
+"""Run an argv workload: a process started from a list of strings, never through a shell.
+
+stdout and stderr go to files in the job's spool directory (a pipe nobody drains would block
+the benchmark); the last lines of stderr are read back when it ends so a failure says why.
+The process gets its own session so stop() reaches its children too. Python 3.6 compatible.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from typing import Any, Dict, List, Optional
+
+STDERR_TAIL_BYTES = 2000
+
+
+class WorkloadError(Exception):
+    """A workload that cannot be started (bad spec, missing program, no permission)."""
+
+
+def validate_argv_spec(spec: Dict[str, Any]) -> List[str]:
+    """The argv list of an argv workload spec; raises WorkloadError on anything but a list of strings."""
+    argv = spec.get("argv")
+    if isinstance(argv, str):
+        raise WorkloadError("workload argv must be a list of strings, not a shell string: {!r}".format(argv))
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise WorkloadError("workload argv must be a non-empty list of strings, got {!r}".format(argv))
+    env = spec.get("env")
+    if env is not None and not (
+        isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise WorkloadError("workload env must map strings to strings")
+    cwd = spec.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise WorkloadError("workload cwd must be a string")
+    return list(argv)
+
+
+class ArgvWorkload(object):
+    """One process; poll() says when it ended, terminate() ends it and its children."""
+
+    def __init__(self, spec: Dict[str, Any], log_dir: str) -> None:
+        self.argv = validate_argv_spec(spec)
+        self.cwd: Optional[str] = spec.get("cwd")
+        self.env: Optional[Dict[str, str]] = spec.get("env")
+        self.stdout_path = os.path.join(log_dir, "workload.stdout")
+        self.stderr_path = os.path.join(log_dir, "workload.stderr")
+        self.proc: Optional[subprocess.Popen] = None
+        self.returncode: Optional[int] = None
+        self.terminated = False
+
+    def start(self) -> int:
+        """Start the process (shell=False, always); returns its pid or raises WorkloadError."""
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
+        out = open(self.stdout_path, "wb")
+        err = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                shell=False,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            where = " in {}".format(self.cwd) if self.cwd else ""
+            raise WorkloadError(
+                "workload not found: {!r}{} ({})".format(self.argv[0], where, exc.strerror)
+            ) from None
+        except OSError as exc:
+            raise WorkloadError("workload {!r} cannot start: {}".format(self.argv[0], exc)) from None
+        finally:
+            out.close()
+            err.close()
+        return self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        """The exit code once the process ended (negative = killed by that signal), else None."""
+        if self.proc is not None and self.returncode is None:
+            self.returncode = self.proc.poll()
+        return self.returncode
+
+    def terminate(self, grace_s: float = 5.0) -> Optional[int]:
+        """SIGTERM the process group, SIGKILL after grace_s; returns the exit code."""
+        if self.proc is None or self.poll() is not None:
+            return self.returncode
+        self.terminated = True
+        self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if self.poll() is not None:
+                return self.returncode
+            time.sleep(0.02)
+        self._signal_group(signal.SIGKILL)
+        self.returncode = self.proc.wait()
+        return self.returncode
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # its own session: the group id is its pid
+        except OSError:
+            pass  # already gone
+
+    def stderr_tail(self) -> str:
+        """The last ~2 KB of stderr, decoded leniently."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - STDERR_TAIL_BYTES))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def failure(self) -> Optional[str]:
+        """A one-line reason when the process failed on its own (not when we terminated it)."""
+        rc = self.poll()
+        if rc is None or rc == 0 or self.terminated:
+            return None
+        how = "was killed by signal {}".format(-rc) if rc < 0 else "exited with code {}".format(rc)
+        return "workload {!r} {}".format(" ".join(self.argv)[:200], how)
