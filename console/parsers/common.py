@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 
 class ParseError(ValueError):
     """Text that is not the format we were asked to read: names the format and the 1-based line."""
@@ -34,3 +37,17 @@ def number_or_text(text: str) -> int | float | str:
 def pct_key(percent: float) -> str:
     """90.0 -> 'p90', 99.9 -> 'p99.9', 50 -> 'p50' (the key used in every latency dict)."""
     return f"p{float(percent):g}"
+
+
+@dataclass(frozen=True)
+class PowerTrace:
+    """A power log read back from a file: per-sample seconds since the first sample, the device
+    total in watts (None where unreadable), per-rail watts, and the wall time of the first sample
+    when the log has one (naive: in the clock of the machine that wrote it)."""
+
+    source: str
+    t_s: list[float]
+    total_w: list[float | None]
+    rails: list[dict[str, float | None]] = field(default_factory=list)
+    t0: datetime | None = None
+    total_rule: str = ""
