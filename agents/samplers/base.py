@@ -88,6 +88,10 @@ class Sampler(object):
     def set_load(self, level: float) -> None:
         """Tell the sampler the workload's load in [0, 1]. Only `sim` uses it; real sensors ignore it."""
 
+    def drain_notices(self) -> List[str]:
+        """Notices raised since the last call (e.g. "power rails need root"), each reported once."""
+        return []
+
     def __enter__(self):
         self.open()
         return self
