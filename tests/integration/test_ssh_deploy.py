@@ -1,0 +1,118 @@
+"""Deploying the agent over a real sshd: upload once per hash, prune, check the remote Python, bridge."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from agents import AGENT_VERSION, protocol
+from console.deploy import agent_source_hash, deploy
+from console.errors import HostError
+from console.paths import AGENTS_DIR
+from console.transport.ssh import SshOptions, connect, open_transport
+from tests.integration.conftest import SshEnv
+
+pytestmark = pytest.mark.sshd
+
+OLD_PYTHON = Path("~/.pyenv/versions/2.7.18/bin/python").expanduser()
+
+
+@pytest.fixture
+def conn(ssh_env: SshEnv):
+    c = connect("wl-target", SshOptions(ssh_config=ssh_env.config))
+    yield c
+    c.close()
+
+
+def _agent_variant(tmp_path: Path, tag: str) -> Path:
+    """A copy of the agent package whose content (hence hash) differs by one extra module."""
+    root = tmp_path / tag / "agents"
+    shutil.copytree(AGENTS_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "_variant.py").write_text(f"TAG = {tag!r}\n")
+    return root
+
+
+def test_deploy_uploads_the_agent_and_its_probe_lists_sim_devices(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+    home = ssh_env.fresh_home("deploy-probe")
+    info = deploy(conn, remote_home=str(home), cache_dir=tmp_path)
+    pyz = home / ".cache" / "wattlab" / f"agent-{agent_source_hash()}.pyz"
+    assert info.uploaded and info.pyz == str(pyz) and pyz.is_file()
+    assert info.probe["agent_version"] == AGENT_VERSION
+    assert info.probe["python"].startswith(info.python_version[:3])
+    assert any(d["id"].startswith("sim:") for d in info.probe["devices"])
+    assert info.probe["samplers"]["sim"] is None  # the simulator always works
+
+
+def test_redeploy_happens_only_when_the_hash_changes(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+    home = ssh_env.fresh_home("redeploy")
+    agent_dir = home / ".cache" / "wattlab"
+    first = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False)
+    mtime = os.stat(first.pyz).st_mtime_ns
+    time.sleep(0.01)
+    again = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False)
+    assert (first.uploaded, again.uploaded) == (True, False)
+    assert os.stat(first.pyz).st_mtime_ns == mtime
+
+    v2 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False, agent_root=_agent_variant(tmp_path, "v2"))
+    assert v2.uploaded and v2.hash != first.hash
+    # the previous agent is kept (a daemon may still run from it), older ones are pruned
+    v3 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=True, agent_root=_agent_variant(tmp_path, "v3"))
+    assert v3.pruned == [Path(first.pyz).name]
+    assert sorted(p.name for p in agent_dir.glob("agent-*.pyz")) == sorted(
+        [Path(v2.pyz).name, Path(v3.pyz).name])
+    assert v3.probe["agent_version"] == AGENT_VERSION
+
+
+def test_missing_python_is_a_host_error_naming_the_host(conn, ssh_env: SshEnv) -> None:
+    with pytest.raises(HostError) as err:
+        deploy(conn, python="/nonexistent/bin/python3", remote_home=str(ssh_env.remote_home))
+    text = str(err.value)
+    assert text.startswith("host wl-target:") and "'/nonexistent/bin/python3' not found" in text
+    assert "python = " in text  # tells where to configure another interpreter
+
+
+def test_python_too_old_is_a_host_error_naming_the_version(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+    python = "~/.pyenv/versions/2.7.18/bin/python"
+    if not OLD_PYTHON.exists():
+        # CI images without pyenv's 2.7: a stand-in that answers the version check like 2.7 would
+        fake = tmp_path / "python2.7"
+        fake.write_text("#!/bin/sh\necho 2.7.18\n")
+        fake.chmod(0o755)
+        python = str(fake)
+    with pytest.raises(HostError) as err:
+        deploy(conn, python=python, remote_home=str(ssh_env.remote_home))
+    assert "is 2.7.18; the agent needs Python >= 3.6" in str(err.value)
+    assert str(err.value).startswith("host wl-target:")
+
+
+def test_unwritable_remote_home_is_a_host_error_with_a_fix(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(HostError) as err:
+        deploy(conn, remote_home=str(blocker / "home"), cache_dir=tmp_path)
+    assert "cannot write the agent to" in str(err.value) and "remote_home" in str(err.value)
+
+
+def test_bridge_over_ssh_says_hello_and_answers_probe(ssh_env: SshEnv) -> None:
+    transport = open_transport("wl-target", ssh_env.host())
+    try:
+        chan = transport.open_bridge()
+        reader = protocol.LineReader()
+        chan.send(protocol.encode(protocol.request(1, "probe")))
+        got: list = []
+        deadline = time.monotonic() + 20
+        while not any(m.get("type") == "reply" for m in got) and time.monotonic() < deadline:
+            data = chan.recv()
+            assert data, f"bridge ended early: {chan.stderr_tail}"
+            got += [m for m in reader.feed(data) if isinstance(m, dict)]
+        assert got[0]["type"] == "hello" and got[0]["agent_version"] == AGENT_VERSION
+        reply = next(m for m in got if m.get("type") == "reply")
+        assert reply["id"] == 1 and any(d["id"].startswith("sim:") for d in reply["result"]["devices"])
+        chan.close()
+        assert chan.closed
+    finally:
+        transport.close()
