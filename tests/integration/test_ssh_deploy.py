@@ -36,7 +36,9 @@ def _agent_variant(tmp_path: Path, tag: str) -> Path:
     return root
 
 
-def test_deploy_uploads_the_agent_and_its_probe_lists_sim_devices(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+def test_deploy_uploads_the_agent_and_its_probe_lists_sim_devices(
+    conn, ssh_env: SshEnv, tmp_path: Path
+) -> None:
     home = ssh_env.fresh_home("deploy-probe")
     info = deploy(conn, remote_home=str(home), cache_dir=tmp_path)
     pyz = home / ".cache" / "wattlab" / f"agent-{agent_source_hash()}.pyz"
@@ -57,10 +59,12 @@ def test_redeploy_happens_only_when_the_hash_changes(conn, ssh_env: SshEnv, tmp_
     assert (first.uploaded, again.uploaded) == (True, False)
     assert os.stat(first.pyz).st_mtime_ns == mtime
 
-    v2 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False, agent_root=_agent_variant(tmp_path, "v2"))
+    v2 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False,
+                agent_root=_agent_variant(tmp_path, "v2"))
     assert v2.uploaded and v2.hash != first.hash
     # the previous agent is kept (a daemon may still run from it), older ones are pruned
-    v3 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=True, agent_root=_agent_variant(tmp_path, "v3"))
+    v3 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=True,
+                agent_root=_agent_variant(tmp_path, "v3"))
     assert v3.pruned == [Path(first.pyz).name]
     assert sorted(p.name for p in agent_dir.glob("agent-*.pyz")) == sorted(
         [Path(v2.pyz).name, Path(v3.pyz).name])
