@@ -211,7 +211,7 @@ class JobSpool(object):
         self.streams: Dict[str, Stream] = {
             name: Stream(os.path.join(path, name + ".jsonl"), writer) for name in STREAMS
         }
-        self._last_flush = clock()
+        self._last_flush: Optional[float] = None  # None: the first maybe_flush writes
         self.meta_error: Optional[str] = None
 
     @property
@@ -226,10 +226,13 @@ class JobSpool(object):
         """Append to one stream (buffered); returns the row with its seq."""
         return self.streams[stream].append(row_tail)
 
-    def maybe_flush(self, force: bool = False) -> Optional[str]:
-        """Flush all streams if FLUSH_EVERY_S has passed (or force); returns a write error or None."""
-        now = self._clock()
-        if force or now - self._last_flush >= FLUSH_EVERY_S:
+    def maybe_flush(self, force: bool = False, now: Optional[float] = None) -> Optional[str]:
+        """Flush all streams if FLUSH_EVERY_S has passed since the last flush (or force).
+
+        `now` lets a job pass its own clock. Returns the first write error, or None.
+        """
+        now = self._clock() if now is None else now
+        if force or self._last_flush is None or not 0 <= now - self._last_flush < FLUSH_EVERY_S:
             self._last_flush = now
             for s in self.streams.values():
                 s.flush()
