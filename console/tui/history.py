@@ -1,0 +1,110 @@
+"""Per-device power history kept by the console for plots longer than a snapshot's last minute.
+
+`DeviceView.history` carries only the last minute; the book appends its new points on every
+tick (points are wall-time stamped, so overlap between ticks is dropped), and samples each
+rail's latest value at the same time. Pure (numpy + array), no Textual: unit-tested directly.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from console.state import DeviceView
+
+MAX_POINTS = 200_000  # per device: ~2.8 h at 20 Hz; the store keeps the full run, not the UI
+
+
+@dataclass
+class DeviceHistory:
+    """Total power and per-rail power of one device, wall-time stamped, oldest first."""
+
+    t: array = field(default_factory=lambda: array("d"))
+    w: array = field(default_factory=lambda: array("d"))
+    rails: dict[str, tuple[array, array]] = field(default_factory=dict)
+    job_id: str | None = None
+    job_start: float | None = None  # wall time of the current job's first point
+    version: int = 0  # bumps when points are added, so plots redraw only on change
+
+    def ingest(self, view: DeviceView) -> bool:
+        """Append what is new in `view`; returns whether anything was added."""
+        last = self.t[-1] if self.t else float("-inf")
+        added = False
+        for t, w in view.history:
+            if t > last:
+                self.t.append(t)
+                self.w.append(w)
+                last = t
+                added = True
+        if view.job_id != self.job_id:
+            self.job_id = view.job_id
+            self.job_start = self._job_start(view)
+        if view.rails_w and view.last_sample_wall is not None:
+            for rail, watts in view.rails_w.items():
+                rt, rw = self.rails.setdefault(rail, (array("d"), array("d")))
+                if watts is not None and (not rt or view.last_sample_wall > rt[-1]):
+                    rt.append(view.last_sample_wall)
+                    rw.append(watts)
+                    added = True
+        if added:
+            self.version += 1
+            self._trim()
+        return added
+
+    def _job_start(self, view: DeviceView) -> float | None:
+        if view.job_id is None:
+            return None
+        if view.job_elapsed_s is not None and view.last_sample_wall is not None:
+            return view.last_sample_wall - view.job_elapsed_s
+        return self.t[-1] if self.t else None
+
+    def _trim(self) -> None:
+        # Drop the oldest half at once so trimming is amortized O(1) per point.
+        if len(self.t) > MAX_POINTS:
+            half = len(self.t) // 2
+            del self.t[:half]
+            del self.w[:half]
+        for rt, rw in self.rails.values():
+            if len(rt) > MAX_POINTS:
+                half = len(rt) // 2
+                del rt[:half]
+                del rw[:half]
+
+    def total(self) -> tuple[np.ndarray, np.ndarray]:
+        """(t wall s, watts) as numpy copies (a live buffer view would forbid appending)."""
+        return _copy(self.t), _copy(self.w)
+
+    def rail(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(t wall s, watts) of one rail, sampled at the console's tick rate."""
+        rt, rw = self.rails.get(name, (array("d"), array("d")))
+        return _copy(rt), _copy(rw)
+
+    def job_series(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current job's (t since job start s, watts); empty without a job."""
+        t, w = self.total()
+        if self.job_start is None or t.size == 0:
+            return t[:0], w[:0]
+        keep = t >= self.job_start
+        return t[keep] - self.job_start, w[keep]
+
+
+def _copy(values: array) -> np.ndarray:
+    return np.frombuffer(values, dtype=float).copy() if values else np.empty(0)
+
+
+class HistoryBook:
+    """All devices' histories, keyed by `DeviceView.key`."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, DeviceHistory] = {}
+
+    def ingest(self, views: list[DeviceView]) -> None:
+        """Append the new points of every view."""
+        for view in views:
+            self._by_key.setdefault(view.key, DeviceHistory()).ingest(view)
+
+    def get(self, key: str) -> DeviceHistory:
+        """The history of one device (empty if never seen)."""
+        return self._by_key.setdefault(key, DeviceHistory())
