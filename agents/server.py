@@ -403,7 +403,6 @@ class Connection(object):
         self.subscribed = False
         self.subscription: Optional[Set[str]] = None  # None with subscribed=True: every job
         self._q: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=queue_max)
-        self._queue_max = queue_max
         self._lag_lock = threading.Lock()
         self._lagged: Set[str] = set()
         self._lag_dropped = 0
@@ -450,7 +449,9 @@ class Connection(object):
                 if data is None:
                     return
                 self.sock.sendall(data)
-                if self._lagged and self._q.qsize() <= self._queue_max // 2:
+                # While lagging, offers are dropped, so the queue only drains; once what was queued
+                # before the drops is out, say so once and accept live events again.
+                if self._lagged and self._q.empty():
                     with self._lag_lock:
                         jobs, self._lagged = sorted(j for j in self._lagged if j), set()
                         dropped, self._lag_dropped = self._lag_dropped, 0
