@@ -517,7 +517,6 @@ class Job(object):
             state = "finished"
         self.ended_wall = self.wall_clock()
         summary = self.totals.as_dict()
-        self.state = state
         self._log(
             "state",
             state=state,
@@ -535,6 +534,7 @@ class Job(object):
             workload=self._workload_status(),
         )
         self.spool.close()
+        self.state = state  # last: whoever sees the end state finds every row and job.json written
         self._publish({"event": "job", "state": state, "error": self.error, "summary": summary})
 
     def _fail(self, message: str) -> None:
