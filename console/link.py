@@ -203,6 +203,11 @@ class Link:
         with self._lock:
             self._listeners.append(listener)
 
+    def remove_listener(self, listener: EventListener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     def add_state_listener(self, listener: Callable[[], None]) -> None:
         """Call listener() whenever the connection state changes."""
         with self._lock:

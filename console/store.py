@@ -63,7 +63,9 @@ def _sanitise(text: str, limit: int = 40) -> str:
 def make_run_id(host: str, device: str, now: float | None = None) -> str:
     """A sortable run id: `YYYYmmdd-HHMMSS-<host>-<device>-<4 hex>` (UTC)."""
     stamp = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
-    return f"{stamp:%Y%m%d-%H%M%S}-{_sanitise(host)}-{_sanitise(device)}-{secrets.token_hex(2)}"
+    host, device = _sanitise(host), _sanitise(device)
+    who = host if host == device else f"{host}-{device}"  # sim:<id> hosts are named after their device
+    return f"{stamp:%Y%m%d-%H%M%S}-{who}-{secrets.token_hex(2)}"
 
 
 # --- seq bookkeeping ------------------------------------------------------------------------
