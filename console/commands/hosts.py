@@ -98,7 +98,8 @@ def _probe_local(host: LabHost) -> dict[str, Any]:
     timeout = _connect_timeout(host) + PROBE_EXTRA_S
     try:
         proc = subprocess.run([python, "-m", "agents", "probe", "--json"], env=agent_env(),
-                              cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=timeout, check=False)
+                              cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=timeout,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise HostError(host.name, f"local agent probe failed: {exc}") from exc
     if proc.returncode != 0:

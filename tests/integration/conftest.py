@@ -41,9 +41,9 @@ class SshEnv:
 
     def fresh_home(self, name: str) -> Path:
         """A new, empty remote home (for tests that must deploy from scratch)."""
-        path = self.root / "homes" / name
-        path.mkdir(parents=True)
-        return path
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root / "homes"))
 
     def write_config(self, path: Path, known_hosts: Path, extra: str = "") -> Path:
         """An ssh_config with the standard aliases pointing at `known_hosts` (tests vary that file)."""

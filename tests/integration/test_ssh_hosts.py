@@ -41,14 +41,16 @@ def _cli() -> typer.Typer:
 
 
 def _lab(path: Path, ssh_env: SshEnv, extra: str = "") -> Path:
-    common = f'ssh_config = "{ssh_env.config}"\nremote_home = "{ssh_env.remote_home}"\nconnect_timeout_s = 5\n'
+    common = (f'ssh_config = "{ssh_env.config}"\nremote_home = "{ssh_env.remote_home}"\n'
+              "connect_timeout_s = 5\n")
     path.write_text(f'[hosts.orin]\ntarget = "ssh://wl-target"\n{common}\n'
                     f'[hosts.h100]\ntarget = "ssh://wl-behind"\n{common}\n' + extra)
     return path
 
 
 def test_hosts_json_reports_agent_python_and_measurable_devices(ssh_env: SshEnv, tmp_path: Path) -> None:
-    result = CliRunner().invoke(_cli(), ["hosts", "--lab", str(_lab(tmp_path / "lab.toml", ssh_env)), "--json"])
+    lab = _lab(tmp_path / "lab.toml", ssh_env)
+    result = CliRunner().invoke(_cli(), ["hosts", "--lab", str(lab), "--json"])
     assert result.exit_code == 0, result.output
     records = {r["name"]: r for r in json.loads(result.output)["hosts"]}
     assert set(records) == {"orin", "h100"}
@@ -64,7 +66,8 @@ def test_a_dead_host_never_stalls_the_others(ssh_env: SshEnv, tmp_path: Path, si
     ssh_env.write_config(cfg, ssh_env.known_hosts,
                          extra=f"Host blackhole\n  HostName 127.0.0.1\n  Port {silent_port}\n")
     lab = _lab(tmp_path / "lab.toml", ssh_env,
-               extra=f'[hosts.dead]\ntarget = "ssh://blackhole"\nssh_config = "{cfg}"\nconnect_timeout_s = 2\n')
+               extra=f'[hosts.dead]\ntarget = "ssh://blackhole"\nssh_config = "{cfg}"\n'
+               "connect_timeout_s = 2\n")
     started = time.monotonic()
     records = hosts.probe_all(hosts.load_hosts(lab))
     elapsed = time.monotonic() - started

@@ -1,0 +1,169 @@
+"""Faults over a real sshd: the SSH session dies mid-job, the console reconnects and backfills.
+
+The issue asks for a 20 s job at 50 Hz; this runs 6 s at 50 Hz (300 samples) to keep the suite
+fast on a 2-core CI box. The session is killed ~2 s in, so samples produced while the link is down
+must come back through the spool `fetch` after the reconnect.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.link import Link, LinkTimeouts
+from console.store import RunWriter, load_run, sample_rows
+from console.transport.ssh import open_transport
+from tests.integration.conftest import SshEnv, kill_agents_under
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+
+JOB_S = 6.0
+INTERVAL_MS = 20  # 50 Hz
+
+
+class StoreSink:
+    """Link JobSink over a RunWriter (what the runner's recorder does): rows by stream, console events."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+
+    def last_seq(self, stream: str) -> int:
+        return self.writer.last_seq(stream)
+
+    def add_rows(self, stream: str, rows: list) -> int:
+        if stream == "samples":
+            return self.writer.add_samples(rows)
+        if stream == "queries":
+            return self.writer.add_queries(rows)
+        return self.writer.add_device_events(rows)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.writer.event(kind, **fields)
+
+
+def _wait(pred, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def agent_home(ssh_env: SshEnv) -> Iterator[Path]:
+    """A fresh remote home for this test; its agent daemon is killed afterwards."""
+    home = ssh_env.fresh_home("faults")
+    yield home
+    kill_agents_under(home)
+
+
+@pytest.fixture
+def link(ssh_env: SshEnv, agent_home: Path):
+    home = agent_home
+    transport = open_transport("ssh://wl-target", ssh_env.host(remote_home=str(home)))
+    # the same transport for every reconnect: it reconnects SSH itself and deploys only once
+    lk = Link("wl-target", lambda: transport,
+              timeouts=LinkTimeouts(connect_timeout_s=30, backoff_initial_s=0.2, backoff_max_s=1.0))
+    yield lk
+    lk.close()
+
+
+def test_killed_ssh_session_mid_job_loses_no_sample(ssh_env: SshEnv, link: Link, tmp_path: Path) -> None:
+    link.connect()
+    writer = RunWriter(tmp_path / "logs", "adhoc", host="wl-target", device="sim:jetson-agx-orin-64gb")
+    sink = StoreSink(writer)
+    started = link.call("start", {"device": "sim:jetson-agx-orin-64gb", "interval_ms": INTERVAL_MS,
+                                  "duration_s": JOB_S})
+    job = started["job"]
+    link.track(job, sink)
+    link.backfill(job)  # rows published before track() are in the spool
+
+    _wait(lambda: writer.count("samples") > 50, 10, "live samples")
+    sessions = ssh_env.target.session_pids()
+    assert sessions, "no sshd session process to kill"
+    for pid in sessions:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = writer.count("samples")
+    _wait(lambda: link.reconnects >= 1 and link.connected, 20, "the link to reconnect")
+    _wait(lambda: link.call("status", {"job": job}).get("state") not in ("starting", "idle", "running"),
+          JOB_S + 15, "the job to finish")
+    link.backfill(job)  # the final fetch the runner does at the end of a job
+
+    rows = sorted(r[0] for r in sample_rows(load_run(writer.finish({"duration_s": JOB_S}))))
+    expected = JOB_S * 1000 / INTERVAL_MS
+    assert rows == list(range(len(rows))), "sample seqs must be contiguous from 0, no duplicates"
+    assert abs(len(rows) - expected) <= 0.05 * expected, (len(rows), expected)
+    assert killed_at < len(rows)
+    events = load_run(writer.path).events
+    reconnects = [e for e in events if e.get("kind") == "reconnect"]
+    assert reconnects and reconnects[0]["samples_backfilled"] > 0  # the gap was real and was refilled
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def _listening_inet_inodes() -> set[str]:
+    """Inodes of every TCP socket in LISTEN and every bound UDP socket, IPv4 and IPv6."""
+    out = set()
+    for name in ("tcp", "tcp6", "udp", "udp6"):
+        path = Path(f"/proc/net/{name}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            f = line.split()
+            # TCP state 0A = LISTEN; for UDP every socket in the table is bound (able to receive)
+            if name.startswith("udp") or f[3] == "0A":
+                out.add(f[9])
+    return out
+
+
+def _daemon_pids(agent_home: Path) -> list[int]:
+    needle = f"WATTLAB_AGENT_HOME={agent_home}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                env = Path(f"/proc/{entry}/environ").read_bytes()
+            except OSError:
+                continue
+            if needle in env and b"daemon" in cmd:
+                pids.append(int(entry))
+    return pids
+
+
+def test_agent_daemon_opens_no_network_port_and_keeps_its_socket_dir_private(
+    ssh_env: SshEnv, link: Link, agent_home: Path
+) -> None:
+    link.connect()
+    agent_home = agent_home / ".cache" / "wattlab" / "agent"
+    job = link.call("start", {"device": "sim:h100-sxm5-80gb", "interval_ms": 50, "duration_s": 1.0,
+                              "workload": {"kind": "argv", "argv": ["sleep", "0.5"]}})["job"]
+    pids = _daemon_pids(agent_home)
+    assert pids, "no agent daemon found for this test's agent home"
+    inet = _listening_inet_inodes()
+    assert _socket_inodes(ssh_env.target.proc.pid) & inet, "the check must see sshd's own listening port"
+    for pid in pids:
+        assert not (_socket_inodes(pid) & inet), f"agent daemon {pid} listens on a TCP/UDP port"
+    run_dir = agent_home / "run"
+    assert run_dir.is_dir() and (run_dir.stat().st_mode & 0o777) == 0o700
+    # a workload given as a shell string is refused: argv lists only
+    with pytest.raises(Exception, match="argv"):
+        link.call("start", {"device": "sim:h100-sxm5-80gb", "duration_s": 0.5,
+                            "workload": {"kind": "argv", "argv": "sleep 1; touch /tmp/pwned"}})
+    _wait(lambda: link.call("status", {"job": job}).get("state") == "finished", 10, "the argv job to finish")
