@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def fleet(clock: FakeClock) -> FakeFleet:
+def fleet(clock: FakeClock) -> Iterator[FakeFleet]:
     f = FakeFleet(clock=clock)
     f.advance(5.0)  # five seconds of history so plots and sparklines have data
-    return f
+    yield f
+    f.close()  # frees any request a test left blocked on a hung host
 
 
 def build_app(fleet: FakeFleet, logs: Path) -> WattlabApp:
@@ -37,3 +39,15 @@ def build_app(fleet: FakeFleet, logs: Path) -> WattlabApp:
 @pytest.fixture
 def app(fleet: FakeFleet, tmp_path: Path) -> WattlabApp:
     return build_app(fleet, tmp_path / "logs")
+
+
+ORIN = "sim-orin/sim:jetson-agx-orin-64gb"
+H100 = "sim-h100/sim:h100-sxm5-80gb"
+LOCAL = "local/rapl"
+
+
+async def tick(app: WattlabApp, pilot: object, fleet: FakeFleet, seconds: float = 1.0) -> None:
+    """Advance fake time, run one console tick, and let the screen repaint."""
+    fleet.advance(seconds)
+    app.poll()
+    await pilot.pause()  # type: ignore[attr-defined]

@@ -42,11 +42,11 @@ class Series:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest 1/2/2.5/5 x 10^k at or above `value` (a readable axis top)."""
+    """The smallest 1/2/2.5/4/5/8 x 10^k at or above `value` (a readable axis top, quarters stay round)."""
     if not math.isfinite(value) or value <= 0:
         return 1.0
     base = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 2.5, 4, 5, 8, 10):
         if step * base >= value * 0.9999:
             return step * base
     return 10 * base
