@@ -295,7 +295,9 @@ def _follow(link: Link, host: Host, writer: store.RunWriter, recorder: JobRecord
     writer.write_meta({"ended_wall": time.time(), "state": recorder.state,
                        "device_totals": recorder.device_totals})
     summary = _summary(writer, recorder, error=recorder.error)
-    run_dir = writer.finish(summary, complete=recorder.state in END_STATES)
+    complete = recorder.state in END_STATES
+    run_dir = writer.finish(summary, complete=complete)
+    summary = dict(summary, complete=complete)  # as stored in summary.json
     for stream in ("samples", "queries", "events"):  # the spool may prune what we stored
         try:
             link.call("ack", {"job": job_id, "stream": stream, "upto_seq": writer.last_seq(stream)})
