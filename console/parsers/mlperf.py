@@ -60,6 +60,8 @@ QPS_BY_SCENARIO = {
 }
 _BULLET_HEAD = re.compile(r"^(?:(?P<kind>TTFT|TPOT) )?Early Stopping Result:\s*$")
 _ESTIMATE = re.compile(r"Early stopping " + _PCT + r" percentile estimate: (?P<value>\d+)")
+# "Processed at least 64 queries (135443)." / "Only processed 16 queries." / "Processed 256 queries."
+_PROCESSED = re.compile(r"[Pp]rocessed (?:at least \d+ queries \((?P<n1>\d+)\)|(?P<n2>\d+) queries)")
 _COUNT_LINE = re.compile(r"^(?:(?P<n>\d+)|No) (?P<what>warning|error)s? encountered", re.IGNORECASE)
 _SECTIONS = {
     "MLPerf Results Summary": "results", "Additional Stats": "stats", "Test Parameters Used": "params",
@@ -93,7 +95,9 @@ class _Summary:
             "format": "mlperf_summary", "sut_name": None, "scenario": None, "mode": None, "valid": None,
             "result": None, "qps": None, "qps_metric": None, "tokens_per_s": None, "headline": None,
             "latency_ns": {}, "throughput": {}, "checks": {}, "recommendations": [],
-            "early_stopping": {"satisfied": None, "results": {}, "estimates_ns": {}},
+            "early_stopping": {
+                "satisfied": None, "results": {}, "estimates_ns": {}, "queries_processed": None,
+            },
             "settings": {}, "stats": {}, "extra": {}, "warnings": [], "counts": {},
         }
         self.bullets: list[str] | None = None  # the bullet list being filled, if any
@@ -207,6 +211,9 @@ class _Summary:
                 m = _ESTIMATE.search(bullet)
                 if m:
                     early["estimates_ns"][pct_key(float(m.group("pct")))] = int(m.group("value"))
+                done = _PROCESSED.search(bullet)
+                if done:  # the only query count a summary prints
+                    early["queries_processed"] = int(done.group("n1") or done.group("n2"))
         for field in ("ttft_ns", "tpot_ns"):
             if field in out and not out[field]:
                 del out[field]
