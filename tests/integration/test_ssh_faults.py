@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from console.lab import Host
 from console.link import Link, LinkTimeouts
-from console.store import RunWriter, load_run, sample_rows
+from console.runner import JobSpec, Progress, run_job
+from console.store import load_run, sample_rows
 from console.transport.ssh import open_transport
 from tests.integration.conftest import SshEnv, kill_agents_under
 
@@ -25,26 +28,6 @@ pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
 JOB_S = 6.0
 INTERVAL_MS = 20  # 50 Hz
-
-
-class StoreSink:
-    """Link JobSink over a RunWriter (what the runner's recorder does): rows by stream, console events."""
-
-    def __init__(self, writer: RunWriter) -> None:
-        self.writer = writer
-
-    def last_seq(self, stream: str) -> int:
-        return self.writer.last_seq(stream)
-
-    def add_rows(self, stream: str, rows: list) -> int:
-        if stream == "samples":
-            return self.writer.add_samples(rows)
-        if stream == "queries":
-            return self.writer.add_queries(rows)
-        return self.writer.add_device_events(rows)
-
-    def event(self, kind: str, **fields: Any) -> None:
-        self.writer.event(kind, **fields)
 
 
 def _wait(pred, timeout_s: float, what: str) -> None:
@@ -74,35 +57,43 @@ def link(ssh_env: SshEnv, agent_home: Path):
     lk.close()
 
 
-def test_killed_ssh_session_mid_job_loses_no_sample(ssh_env: SshEnv, link: Link, tmp_path: Path) -> None:
-    link.connect()
-    writer = RunWriter(tmp_path / "logs", "adhoc", host="wl-target", device="sim:jetson-agx-orin-64gb")
-    sink = StoreSink(writer)
-    started = link.call("start", {"device": "sim:jetson-agx-orin-64gb", "interval_ms": INTERVAL_MS,
-                                  "duration_s": JOB_S})
-    job = started["job"]
-    link.track(job, sink)
-    link.backfill(job)  # rows published before track() are in the spool
+def test_killed_ssh_session_mid_job_loses_no_sample(
+    ssh_env: SshEnv, agent_home: Path, tmp_path: Path
+) -> None:
+    host = Host(name="wl-target", target="ssh://wl-target", ssh_config=str(ssh_env.config),
+                remote_home=str(agent_home),
+                timeouts=LinkTimeouts(connect_timeout_s=30, backoff_initial_s=0.2, backoff_max_s=1.0))
+    spec = JobSpec(device="sim:jetson-agx-orin-64gb", interval_ms=INTERVAL_MS, duration_s=JOB_S)
+    progress: list[Progress] = []
+    box: dict[str, Any] = {}
 
-    _wait(lambda: writer.count("samples") > 50, 10, "live samples")
+    def measure() -> None:
+        try:
+            box["result"] = run_job(host, spec, tmp_path / "logs", on_progress=progress.append)
+        except BaseException as exc:  # re-raised in the test thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=measure, daemon=True)
+    worker.start()
+    _wait(lambda: progress and progress[-1].samples > 50, 30, "live samples over SSH")
     sessions = ssh_env.target.session_pids()
     assert sessions, "no sshd session process to kill"
     for pid in sessions:
         os.kill(pid, signal.SIGKILL)
-    killed_at = writer.count("samples")
-    _wait(lambda: link.reconnects >= 1 and link.connected, 20, "the link to reconnect")
-    _wait(lambda: link.call("status", {"job": job}).get("state") not in ("starting", "idle", "running"),
-          JOB_S + 15, "the job to finish")
-    link.backfill(job)  # the final fetch the runner does at the end of a job
+    worker.join(JOB_S + 30)
+    assert not worker.is_alive(), "the measurement did not finish after the reconnect"
+    if "error" in box:
+        raise box["error"]
 
-    rows = sorted(r[0] for r in sample_rows(load_run(writer.finish({"duration_s": JOB_S}))))
+    run = load_run(box["result"].run_dir)
+    seqs = sorted(r[0] for r in sample_rows(run))
     expected = JOB_S * 1000 / INTERVAL_MS
-    assert rows == list(range(len(rows))), "sample seqs must be contiguous from 0, no duplicates"
-    assert abs(len(rows) - expected) <= 0.05 * expected, (len(rows), expected)
-    assert killed_at < len(rows)
-    events = load_run(writer.path).events
-    reconnects = [e for e in events if e.get("kind") == "reconnect"]
-    assert reconnects and reconnects[0]["samples_backfilled"] > 0  # the gap was real and was refilled
+    assert seqs == list(range(len(seqs))), "sample seqs must be contiguous from 0, none duplicated"
+    assert abs(len(seqs) - expected) <= 0.05 * expected, (len(seqs), expected)
+    assert run.complete
+    reconnects = [e for e in run.events if e.get("kind") == "reconnect"]
+    # the gap was real (rows produced while the link was down) and came back through the spool
+    assert reconnects and reconnects[0]["samples_backfilled"] > 0, run.events
 
 
 def _socket_inodes(pid: int) -> set[str]:
