@@ -71,7 +71,10 @@ def normalize_spec(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A JSON number we can compute with: not bool, not NaN/inf (huge ints are fine, never floated)."""
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, int) or (isinstance(x, float) and math.isfinite(x))
 
 
 def _clean(x: Any) -> Optional[float]:
