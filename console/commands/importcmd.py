@@ -44,8 +44,10 @@ def import_cmd(
     lab_host = resolve_host(host or "local", load_lab(lab) if lab else None)
     hardware_id = device or (lab_host.target[4:] if lab_host.target.startswith("sim:") else None)
     impact = impact_context(hardware_id, grid or lab_host.grid, pue if pue is not None else lab_host.pue)
-    options = ImportOptions(host=host or "imported", hardware_id=hardware_id, campaign=campaign, power=power,
-                            power_interval_ms=power_interval_ms, power_offset_s=power_offset_s)
+    # reports group runs by host: name the imported run after the device when no host is given
+    options = ImportOptions(host=host or hardware_id or "imported", hardware_id=hardware_id,
+                            campaign=campaign, power=power, power_interval_ms=power_interval_ms,
+                            power_offset_s=power_offset_s)
     run_dir, summary = import_run(path, logs_dir(logs), options, impact)
     if json_out:
         typer.echo(json.dumps({"run_dir": str(run_dir), "summary": summary}, indent=2, sort_keys=True))

@@ -95,6 +95,7 @@ def test_cli_import_of_mlperf_summary_and_nvidia_smi_csv_writes_a_loadable_run(
         "power": str(power),
     }
     assert run.meta["hardware_id"] == "jetson-agx-orin-64gb" and run.meta["grid"] == "FR-ademe"
+    assert run.meta["host"] == "jetson-agx-orin-64gb"  # no --host: reports group it by device
     s = run.summary
     assert s["queries"] == 256
     assert s["latency_ms"]["p90"] == pytest.approx(5.362266) and s["latency_ms"]["max"] == pytest.approx(
