@@ -98,7 +98,7 @@ class _Summary:
             "early_stopping": {
                 "satisfied": None, "results": {}, "estimates_ns": {}, "queries_processed": None,
             },
-            "settings": {}, "stats": {}, "extra": {}, "warnings": [], "counts": {},
+            "settings": {}, "stats": {}, "extra": {}, "other_blocks": {}, "warnings": [], "counts": {},
         }
         self.bullets: list[str] | None = None  # the bullet list being filled, if any
         self.in_warning = False
@@ -238,9 +238,9 @@ def parse_summary(text: str) -> dict[str, Any]:
         next_rule = lineno < len(lines) and _RULE.match(lines[lineno])
         if prev_rule and next_rule:
             title = line.strip()
-            if title not in _SECTIONS:
-                raise state.fail(lineno, f"unknown block {title!r}")
-            section, state.bullets, state.in_warning = _SECTIONS[title], None, False
+            # a block a newer LoadGen adds is kept as text rather than refused
+            section = _SECTIONS.get(title, "other:" + title)
+            state.bullets, state.in_warning = None, False
             continue
         if not line.strip():
             state.in_warning = False
@@ -259,6 +259,8 @@ def parse_summary(text: str) -> dict[str, Any]:
             state.stats_line(lineno, line)
         elif section == "params":
             state.params_line(lineno, line)
+        elif section.startswith("other:"):
+            state.out["other_blocks"].setdefault(section[6:], []).append(line.strip())
         else:
             state.out["warnings"].append(line.strip())
     return state.finish(lineno)

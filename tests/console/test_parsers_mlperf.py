@@ -184,6 +184,17 @@ def test_garbage_inside_the_results_block_is_refused_with_its_line() -> None:
     assert err.value.line == 7
 
 
+def test_a_block_unknown_to_this_parser_is_kept_not_refused() -> None:
+    text = (GEN / "synthetic_singlestream_256q_summary.txt").read_text()
+    rule = "=" * 48
+    text = text.replace(
+        "No warnings", f"{rule}\nPower Stats\n{rule}\nAverage power (W) : 12.5\n\nNo warnings"
+    )
+    s = parse_summary(text)
+    assert s["other_blocks"] == {"Power Stats": ["Average power (W) : 12.5"]}
+    assert s["latency_ns"]["p90"] == 5362266
+
+
 # ------------------------------------------------------------------ detail log
 
 
