@@ -358,7 +358,7 @@ def status_lines(manifest: Manifest, now: float | None = None) -> list[str]:
     lines = [f"campaign {manifest.name}: {counts['done']}/{total} done, {counts['running']} running, "
              f"{counts['queued']} queued, {counts['failed']} failed, {counts['lost']} lost"]
     eta = eta_s(manifest)
-    if eta is not None:
+    if eta is not None and counts["done"] < total:
         lines.append(f"ETA {eta / 60:.1f} min (from the mean duration of finished cells, per device)")
     for c in manifest.cells:
         if c.state != "done":
@@ -381,3 +381,270 @@ def eta_s(manifest: Manifest) -> float | None:
 
 
 ProgressFn = Callable[[Manifest, Cell], None]
+
+
+# --- running --------------------------------------------------------------------------------
+
+SPEC_COPY = "campaign.toml"  # the campaign file as it was when the campaign started
+COOLDOWN_DIR = "_cooldown"  # short sampling runs that checked power was back near idle
+COOLDOWN_PROBE_S = 1.0
+
+
+class HostLost(WattlabError):
+    """The cell's host stayed away past its lost_after_s while a cell ran."""
+
+
+@dataclass
+class CampaignRun:
+    """What the executor needs besides the manifest: the spec, the lab, where runs go, hooks."""
+
+    spec: CampaignSpec
+    manifest: Manifest
+    lab: Any = None  # console.lab.Lab
+    on_progress: ProgressFn | None = None
+    stop_event: threading.Event | None = None
+
+    @property
+    def out(self) -> Path:
+        return self.manifest.out
+
+
+def _campaign_lab(spec: CampaignSpec, lab: Any) -> Any:
+    """The lab the campaign names (relative to its file), else the one given, else the default lab."""
+    from console.lab import load_lab
+
+    if spec.lab:
+        lab_path = Path(spec.lab)
+        if not lab_path.is_absolute():
+            lab_path = spec.path.parent / lab_path
+        return load_lab(lab_path)
+    return lab if lab is not None else load_lab()
+
+
+def load_for_run(path: str | Path, lab: Any = None) -> tuple[CampaignSpec, Any]:
+    """Load a campaign file and its lab, validating host names against the lab; lists every problem."""
+    path = Path(path)
+    spec = load_campaign(path)  # syntax and keys first, so a bad `lab` key is reported with the rest
+    lab = _campaign_lab(spec, lab)
+    return load_campaign(path, known_hosts=list(lab.hosts)), lab
+
+
+def run_campaign(spec: CampaignSpec, out: str | Path, *, lab: Any = None,
+                 on_progress: ProgressFn | None = None,
+                 stop_event: threading.Event | None = None) -> Manifest:
+    """Start a new campaign in `out` (which must not hold one) and run it to the end."""
+    out = Path(out)
+    if (out / MANIFEST).exists():
+        raise UsageError("a campaign already lives here", where=str(out),
+                         fix=f"`wattlab campaign resume {out}` continues it, or choose another --out")
+    lab = _campaign_lab(spec, lab)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPEC_COPY).write_text(spec.path.read_text(encoding="utf-8"), encoding="utf-8")
+    manifest = Manifest(out, spec.name, str(spec.path.resolve()), expand(spec), seed=spec.seed)
+    manifest.save()
+    return _execute(CampaignRun(spec, manifest, lab, on_progress, stop_event))
+
+
+def resume_campaign(out: str | Path, *, lab: Any = None, on_progress: ProgressFn | None = None,
+                    stop_event: threading.Event | None = None) -> Manifest:
+    """Continue a campaign: skip done cells, re-attach to jobs still on their device, re-run the rest."""
+    out = Path(out)
+    manifest = Manifest.load(out)
+    spec_file = out / SPEC_COPY
+    original = Path(manifest.spec_path) if manifest.spec_path else None
+    spec = load_campaign(spec_file)
+    if original is not None and original.exists():
+        # the lab path in the file is relative to where the campaign file lives
+        spec = CampaignSpec(**{**spec.__dict__, "path": original})
+    lab = _campaign_lab(spec, lab)
+    for cell in manifest.cells:
+        if cell.state != "done":
+            cell.state = "queued"
+    manifest.save()
+    return _execute(CampaignRun(spec, manifest, lab, on_progress, stop_event))
+
+
+def _execute(run: CampaignRun) -> Manifest:
+    """One worker thread per device; cells of a device run one at a time in manifest order."""
+    from console.lab import resolve_host, with_overrides
+
+    by_device: dict[str, list[Cell]] = {}
+    for cell in run.manifest.cells:
+        if cell.state != "done":
+            by_device.setdefault(cell.device, []).append(cell)
+    threads = []
+    for device, cells in by_device.items():
+        overrides = run.spec.hosts.get(device, {})
+        host = with_overrides(resolve_host(device, run.lab), grid=overrides.get("grid") or run.spec.grid,
+                              pue=overrides.get("pue", run.spec.pue), power_mode=overrides.get("power_mode"),
+                              device=overrides.get("device"))
+        t = threading.Thread(target=_device_worker, args=(run, host, cells), name=f"campaign-{device}",
+                             daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+    return run.manifest
+
+
+def _stopped(run: CampaignRun) -> bool:
+    return run.stop_event is not None and run.stop_event.is_set()
+
+
+def _device_worker(run: CampaignRun, host: Any, cells: list[Cell]) -> None:
+    """Run one device's cells in order; a lost host marks its remaining cells lost (re-run on resume)."""
+    from console.runner import open_link
+
+    link = None
+    previous: dict[str, Any] | None = None
+    try:
+        for i, cell in enumerate(cells):
+            if _stopped(run):
+                return
+            try:
+                if link is None:
+                    link = open_link(host)
+                if previous is not None:
+                    _cooldown(run, host, link, previous)
+                previous = _run_cell(run, host, link, cell)
+            except HostLost as exc:
+                _mark_lost(run, cells[i:], str(exc))
+                return
+            except WattlabError as exc:
+                if link is None or _link_lost(link):
+                    _mark_lost(run, cells[i:], str(exc))
+                    return
+                run.manifest.update(cell, state="failed", ended=time.time(), error=str(exc))
+                _notify(run, cell)
+    finally:
+        if link is not None:
+            link.close()
+
+
+def _link_lost(link: Any) -> bool:
+    return link.state().kind in ("lost", "error", "closed")
+
+
+def _mark_lost(run: CampaignRun, cells: list[Cell], why: str) -> None:
+    for cell in cells:
+        run.manifest.update(cell, state="lost", error=f"host lost: {why}")
+        _notify(run, cell)
+
+
+def _notify(run: CampaignRun, cell: Cell) -> None:
+    if run.on_progress is not None:
+        run.on_progress(run.manifest, cell)
+
+
+def _cell_meta(cell: Cell, run: CampaignRun) -> dict[str, Any]:
+    return {"campaign": run.manifest.name, "scenario": cell.scenario,
+            "cell": {"id": cell.id, "host": cell.device, "scenario": cell.scenario, "kind": cell.kind,
+                     "params": cell.params, "repeat": cell.repeat}}
+
+
+def _watch(link: Any, host: Any) -> Callable[[Any], None]:
+    """on_progress for the runner: abort the wait (run left resumable) once the host counts as lost."""
+
+    def check(_progress: Any) -> None:
+        state = link.state()
+        if state.kind == "lost":
+            raise HostLost(state.describe(), where=f"host {host.name}")
+
+    return check
+
+
+def _run_cell(run: CampaignRun, host: Any, link: Any, cell: Cell) -> dict[str, Any]:
+    """Run (or re-attach to) one cell; returns its summary. Raises HostLost / WattlabError."""
+    from console.runner import JobSpec, attach, run_job
+
+    run.manifest.update(cell, state="running", started=time.time(), ended=None, error=None,
+                        attempts=cell.attempts + 1)
+    _notify(run, cell)
+    result = None
+    prior = unfinished_run(run.out, cell.id)
+    if prior is not None:
+        try:
+            result = attach(prior, on_progress=_watch(link, host), link=link, stop=run.stop_event)
+        except HostLost:
+            raise
+        except WattlabError as exc:  # the job is gone from the device (reboot, pruned): run it again
+            _supersede(prior, f"could not re-attach: {exc}")
+    if result is None:
+        params = cell.params
+        spec = JobSpec(device=host.device, interval_ms=run.spec.interval_ms, idle_s=run.spec.idle_s,
+                       duration_s=params.get("duration_s") if cell.kind == "measure" else None,
+                       workload=workload_for(cell, run.spec), grid=host.grid, pue=host.pue,
+                       meta=_cell_meta(cell, run))
+        result = run_job(host, spec, run.out.parent, run.out.name, on_progress=_watch(link, host), link=link,
+                         stop=run.stop_event)
+    # what is on disk decides: "complete" is only known once the run directory is finished
+    summary = json.loads((Path(result.run_dir) / "summary.json").read_text())
+    ok = bool(summary.get("complete")) and not summary.get("error")
+    error = None if ok else (summary.get("error") or "run incomplete")
+    run.manifest.update(cell, state="done" if ok else "failed", run_dir=str(result.run_dir),
+                        ended=time.time(), job=result.job_id, error=error)
+    if not ok:
+        _supersede(result.run_dir, cell.error or "failed")
+    _notify(run, cell)
+    return summary
+
+
+def unfinished_run(out: Path, cell_id: str) -> Path | None:
+    """The newest run directory of `cell_id` that never finished (a console crash), if any."""
+    found = []
+    for meta_path in out.glob("*/run.json"):
+        run_dir = meta_path.parent
+        if (run_dir / "summary.json").exists() and not any(run_dir.glob("*.part.jsonl")):
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("superseded"):
+            continue
+        if ((meta.get("meta") or {}).get("cell") or {}).get("id") == cell_id and meta.get("job_id"):
+            found.append(run_dir)
+    return sorted(found)[-1] if found else None
+
+
+def _supersede(run_dir: Path, why: str) -> None:
+    """Mark a run directory as not counting for its cell (a newer attempt replaces it)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        meta = json.loads(path.read_text())
+        meta["superseded"] = why
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass
+
+
+def _cooldown(run: CampaignRun, host: Any, link: Any, previous: dict[str, Any]) -> None:
+    """Wait cooldown_s; then, with cooldown_within_pct, sample until power is back near idle (or max)."""
+    spec = run.spec
+    if spec.cooldown_s and run.stop_event is not None:
+        run.stop_event.wait(spec.cooldown_s)
+    elif spec.cooldown_s:
+        time.sleep(spec.cooldown_s)
+    idle_w = previous.get("idle_w")
+    if not spec.cooldown_within_pct or not idle_w:
+        return
+    from console.runner import JobSpec, run_job
+
+    limit = idle_w * (1.0 + spec.cooldown_within_pct / 100.0)
+    deadline = time.monotonic() + spec.cooldown_max_s
+    while time.monotonic() < deadline and not _stopped(run):
+        probe = run_job(host, JobSpec(device=host.device, interval_ms=spec.interval_ms,
+                                      duration_s=COOLDOWN_PROBE_S, meta={"campaign": run.manifest.name,
+                                                                         "purpose": "cooldown"}),
+                        run.out, COOLDOWN_DIR, link=link)
+        mean_w = probe.summary.get("mean_w")
+        if mean_w is None or mean_w <= limit:
+            return
+
+
+def cell_run_dirs(manifest: Manifest) -> dict[str, Path]:
+    """cell id -> its run directory, for done cells (what reports count)."""
+    return {c.id: Path(c.run_dir) for c in manifest.cells if c.state == "done" and c.run_dir}

@@ -35,17 +35,51 @@ DEFAULT_QUERIES_PER_DAY = 100
 
 # Per-run columns the report keeps (flattened from summary.json and run.json).
 RUN_COLUMNS = [
-    "device", "hardware_id", "scenario", "queries_param", "repeat", "run_id", "complete",
-    "duration_s", "queries", "queries_failed", "energy_j", "energy_net_j", "idle_w", "mean_w", "max_w",
-    "energy_per_query_j", "lat_p50_ms", "lat_p90_ms", "lat_p99_ms", "lat_max_ms",
-    "gwp_total_g", "gwp_low_g", "gwp_high_g", "gwp_operational_g", "gwp_embodied_g",
-    "gwp_per_query_mg", "gwp_per_query_low_mg", "gwp_per_query_high_mg",
-    "gwp_per_query_operational_mg", "gwp_per_query_embodied_mg",
+    "device",
+    "hardware_id",
+    "scenario",
+    "queries_param",
+    "repeat",
+    "run_id",
+    "complete",
+    "duration_s",
+    "queries",
+    "queries_failed",
+    "energy_j",
+    "energy_net_j",
+    "idle_w",
+    "mean_w",
+    "max_w",
+    "energy_per_query_j",
+    "lat_p50_ms",
+    "lat_p90_ms",
+    "lat_p99_ms",
+    "lat_max_ms",
+    "gwp_total_g",
+    "gwp_low_g",
+    "gwp_high_g",
+    "gwp_operational_g",
+    "gwp_embodied_g",
+    "gwp_per_query_mg",
+    "gwp_per_query_low_mg",
+    "gwp_per_query_high_mg",
+    "gwp_per_query_operational_mg",
+    "gwp_per_query_embodied_mg",
+    "gwp_total_mg",
 ]
 STAT_COLUMNS = [
-    "energy_per_query_j", "lat_p50_ms", "lat_p90_ms", "lat_max_ms", "gwp_per_query_mg",
-    "gwp_per_query_low_mg", "gwp_per_query_high_mg", "gwp_per_query_operational_mg",
-    "gwp_per_query_embodied_mg", "mean_w",
+    "energy_j",
+    "gwp_total_mg",
+    "energy_per_query_j",
+    "lat_p50_ms",
+    "lat_p90_ms",
+    "lat_max_ms",
+    "gwp_per_query_mg",
+    "gwp_per_query_low_mg",
+    "gwp_per_query_high_mg",
+    "gwp_per_query_operational_mg",
+    "gwp_per_query_embodied_mg",
+    "mean_w",
 ]
 GROUP = ["device", "scenario", "queries_param"]
 
@@ -72,14 +106,30 @@ class Report:
 
 
 def _run_dirs(source: Path) -> list[RunInfo]:
-    """Runs of a campaign directory (`<dir>/<run-id>/`) or of a logs root (`<root>/<campaign>/<run-id>/`)."""
+    """Runs of a campaign directory (`<dir>/<run-id>/`) or of a logs root (`<root>/<campaign>/<run-id>/`).
+
+    A campaign directory with a manifest counts exactly one run per done cell (the manifest's), so
+    a superseded attempt or a cell re-run after a crash is never counted twice.
+    """
+    manifest = source / "manifest.json"
+    if manifest.exists():
+        try:
+            doc = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"unreadable manifest: {exc}", where=str(manifest)) from None
+        chosen = {
+            Path(c["run_dir"]).name
+            for c in doc.get("cells", [])
+            if c.get("state") == "done" and c.get("run_dir")
+        }
+        return [r for r in list_runs(source.parent) if r.path.parent == source and r.run_id in chosen]
     direct = list_runs(source.parent) if source.parent != source else []
     mine = [r for r in direct if r.path.parent == source]
     return mine or list_runs(source)
 
 
 def _flatten(meta: dict[str, Any], summary: dict[str, Any], run_id: str, complete: bool) -> dict[str, Any]:
-    cell = meta.get("cell") or {}
+    cell = meta.get("cell") or (meta.get("meta") or {}).get("cell") or {}
     params = cell.get("params") or {}
     workload = meta.get("workload") or {}
     lat = summary.get("latency_ms") or {}
@@ -121,19 +171,28 @@ def _flatten(meta: dict[str, Any], summary: dict[str, Any], run_id: str, complet
         "gwp_per_query_high_mg": per_query("high"),
         "gwp_per_query_operational_mg": per_query("operational"),
         "gwp_per_query_embodied_mg": per_query("embodied"),
+        "gwp_total_mg": gwp["total"] * 1000.0 if gwp.get("total") is not None else None,
     }
 
 
-def build_report(source: str | Path, *, users: int = DEFAULT_USERS,
-                 queries_per_day: int = DEFAULT_QUERIES_PER_DAY, include_incomplete: bool = False) -> Report:
+def build_report(
+    source: str | Path,
+    *,
+    users: int = DEFAULT_USERS,
+    queries_per_day: int = DEFAULT_QUERIES_PER_DAY,
+    include_incomplete: bool = False,
+) -> Report:
     """Read every run under `source` and compute the report's tables and series."""
     source = Path(source)
     if not source.is_dir():
         raise UsageError("no such directory", where=str(source))
     infos = _run_dirs(source)
     if not infos:
-        raise UsageError("no run directories found (expected <dir>/<run-id>/run.json)", where=str(source),
-                         fix="run `wattlab campaign run FILE --out DIR` or `wattlab measure` first")
+        raise UsageError(
+            "no run directories found (expected <dir>/<run-id>/run.json)",
+            where=str(source),
+            fix="run `wattlab campaign run FILE --out DIR` or `wattlab measure` first",
+        )
     warnings: list[str] = []
     rows: list[dict[str, Any]] = []
     traces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -156,20 +215,32 @@ def build_report(source: str | Path, *, users: int = DEFAULT_USERS,
             traces.setdefault(row["device"], []).append((t, w))
         methods.setdefault(row["device"], _method_row(row["device"], run.meta, run.summary))
     if not rows:
-        raise UsageError("no complete runs to report on", where=str(source),
-                         fix="resume the campaign, or pass --include-incomplete")
+        raise UsageError(
+            "no complete runs to report on",
+            where=str(source),
+            fix="resume the campaign, or pass --include-incomplete",
+        )
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS).sort_values([*GROUP, "repeat", "run_id"], kind="stable")
     runs = runs.reset_index(drop=True)
     cells = aggregate(runs)
     pivot = pivot_gwp(cells)
     profiles = {dev: (*profile_band(tr), len(tr)) for dev, tr in sorted(traces.items())}
-    points = list(zip(cells["lat_p50_ms_mean"].astype(float), cells["gwp_per_query_mg_mean"].astype(float),
-                      strict=True))
+    points = list(
+        zip(cells["lat_p50_ms_mean"].astype(float), cells["gwp_per_query_mg_mean"].astype(float), strict=True)
+    )
     method = pd.DataFrame([methods[d] for d in sorted(methods)])
     return Report(
-        title=source.name, source=source, runs=runs, cells=cells, pivot=pivot, profiles=profiles,
-        pareto=pareto_front(points), method=method,
-        what_if=what_if(cells, users, queries_per_day), users=users, queries_per_day=queries_per_day,
+        title=source.name,
+        source=source,
+        runs=runs,
+        cells=cells,
+        pivot=pivot,
+        profiles=profiles,
+        pareto=pareto_front(points),
+        method=method,
+        what_if=what_if(cells, users, queries_per_day),
+        users=users,
+        queries_per_day=queries_per_day,
         warnings=warnings,
     )
 
@@ -188,7 +259,7 @@ def _method_row(device: str, meta: dict[str, Any], summary: dict[str, Any]) -> d
         "energy": m.get("energy"),
         "idle_subtraction": "on" if m.get("idle_subtraction") else "off",
         "grid_g_per_kwh": grid,
-        "grid": " / ".join(str(x) for x in (m.get("grid_region"), m.get("grid_source")) if x),
+        "grid": m.get("grid_source") or m.get("grid_region"),
         "pue": m.get("pue"),
         "lifetime_years": m.get("lifetime_years"),
         "embodied_scope": m.get("embodied_scope"),
@@ -213,8 +284,9 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 def pivot_gwp(cells: pd.DataFrame) -> pd.DataFrame:
     """The study's Table 5.1 shape: devices (rows) x query counts (columns), GWP per query in mg."""
-    table = cells.pivot_table(index="device", columns="queries_param", values="gwp_per_query_mg_mean",
-                              aggfunc="mean")
+    table = cells.pivot_table(
+        index="device", columns="queries_param", values="gwp_per_query_mg_mean", aggfunc="mean"
+    )
     table.columns = [f"{c} queries" for c in table.columns]
     return table
 
@@ -231,18 +303,19 @@ def what_if(cells: pd.DataFrame, users: int, queries_per_day: int) -> pd.DataFra
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def _fmt(x: Any, digits: int = 4) -> str:
+    """Numbers at `digits` significant figures (thousands separated past 10 000); missing as an en dash."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     if isinstance(x, (float, np.floating)):
         x = float(x)
-        if x == 0:
-            return "0"
-        if abs(x) >= 1000 or abs(x) < 0.01:
-            return f"{x:.{digits}g}"
-        return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:.{max(digits - len(str(int(abs(x)))), 0) + 1}f}"
+        if abs(x) >= 1e4:
+            return f"{x:,.0f}"
+        return f"{x:.{digits}g}"
     return str(x)
 
 
@@ -258,58 +331,110 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
 
 def cell_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the main per-cell table (shared by Markdown and HTML)."""
-    headers = ["device", "scenario", "queries", "n", "energy/query (J)", "p50 (ms)", "p90 (ms)", "max (ms)",
-               "GWP/query (mg) [low, high]", "operational (mg)", "embodied (mg)", "Pareto"]
+    headers = [
+        "device",
+        "scenario",
+        "queries",
+        "n",
+        "energy/run (J)",
+        "GWP/run (mg)",
+        "energy/query (J)",
+        "p50 (ms)",
+        "p90 (ms)",
+        "max (ms)",
+        "GWP/query (mg) [low, high]",
+        "operational (mg)",
+        "embodied (mg)",
+        "Pareto",
+    ]
     rows = []
     for i, c in report.cells.iterrows():
-        rows.append([
-            str(c["device"]), str(c["scenario"]), _fmt(c["queries_param"]), str(int(c["n"])),
-            _pm(c["energy_per_query_j_mean"], c["energy_per_query_j_std"]),
-            _pm(c["lat_p50_ms_mean"], c["lat_p50_ms_std"]),
-            _pm(c["lat_p90_ms_mean"], c["lat_p90_ms_std"]),
-            _pm(c["lat_max_ms_mean"], c["lat_max_ms_std"]),
-            f"{_pm(c['gwp_per_query_mg_mean'], c['gwp_per_query_mg_std'])} "
-            f"[{_fmt(c['gwp_per_query_low_mg_mean'])}, {_fmt(c['gwp_per_query_high_mg_mean'])}]",
-            _pm(c["gwp_per_query_operational_mg_mean"], c["gwp_per_query_operational_mg_std"]),
-            _pm(c["gwp_per_query_embodied_mg_mean"], c["gwp_per_query_embodied_mg_std"]),
-            "★" if i in report.pareto else "",
-        ])
+        rows.append(
+            [
+                str(c["device"]),
+                str(c["scenario"]),
+                _fmt(c["queries_param"]),
+                str(int(c["n"])),
+                _pm(c["energy_j_mean"], c["energy_j_std"]),
+                _pm(c["gwp_total_mg_mean"], c["gwp_total_mg_std"]),
+                _pm(c["energy_per_query_j_mean"], c["energy_per_query_j_std"]),
+                _pm(c["lat_p50_ms_mean"], c["lat_p50_ms_std"]),
+                _pm(c["lat_p90_ms_mean"], c["lat_p90_ms_std"]),
+                _pm(c["lat_max_ms_mean"], c["lat_max_ms_std"]),
+                f"{_pm(c['gwp_per_query_mg_mean'], c['gwp_per_query_mg_std'])} "
+                f"[{_fmt(c['gwp_per_query_low_mg_mean'])}, {_fmt(c['gwp_per_query_high_mg_mean'])}]",
+                _pm(c["gwp_per_query_operational_mg_mean"], c["gwp_per_query_operational_mg_std"]),
+                _pm(c["gwp_per_query_embodied_mg_mean"], c["gwp_per_query_embodied_mg_std"]),
+                "★" if i in report.pareto else "",
+            ]
+        )
     return headers, rows
 
 
 def render_markdown(report: Report) -> str:
     """The whole report as Markdown (tables only; figures are in the png/html formats)."""
-    out = [f"# wattlab report: {report.title}", "",
-           f"Source: `{report.source}` — {len(report.runs)} runs in {len(report.cells)} cells "
-           "(mean ± sample std over repeats).", ""]
+    out = [
+        f"# wattlab report: {report.title}",
+        "",
+        f"Source: `{report.source}` — {len(report.runs)} runs in {len(report.cells)} cells "
+        "(mean ± sample std over repeats).",
+        "",
+    ]
     for w in report.warnings:
         out.append(f"> warning: {w}")
     if report.warnings:
         out.append("")
     out += ["## Per cell", ""]
     out += _md_table(*cell_rows(report))
-    out += ["", "★ = on the latency (p50) vs GWP-per-query Pareto front.", "",
-            "## GWP per query (mg CO2e), devices x query counts", ""]
+    out += [
+        "",
+        "★ = on the latency (p50) vs GWP-per-query Pareto front.",
+        "",
+        "## GWP per query (mg CO2e), devices x query counts",
+        "",
+    ]
     piv = report.pivot
-    out += _md_table(["device", *map(str, piv.columns)],
-                     [[str(idx), *(_fmt(v) for v in row)] for idx, row in piv.iterrows()])
+    out += _md_table(
+        ["device", *map(str, piv.columns)],
+        [[str(idx), *(_fmt(v) for v in row)] for idx, row in piv.iterrows()],
+    )
     out += ["", f"## What if: {report.users} users x {report.queries_per_day} queries/day, one year", ""]
-    out += _md_table(["device", "scenario", "queries", "kgCO2e/year [low, high]"],
-                     [[str(r["device"]), str(r["scenario"]), _fmt(r["queries_param"]),
-                       f"{_fmt(r['kg_per_year'])} "
-                       f"[{_fmt(r['kg_per_year_low'])}, {_fmt(r['kg_per_year_high'])}]"]
-                      for _, r in report.what_if.iterrows()])
+    out += _md_table(
+        ["device", "scenario", "queries", "kgCO2e/year [low, high]"],
+        [
+            [
+                str(r["device"]),
+                str(r["scenario"]),
+                _fmt(r["queries_param"]),
+                f"{_fmt(r['kg_per_year'])} [{_fmt(r['kg_per_year_low'])}, {_fmt(r['kg_per_year_high'])}]",
+            ]
+            for _, r in report.what_if.iterrows()
+        ],
+    )
     out += ["", "## Power profiles (normalized time, 100 points)", ""]
-    out += _md_table(["device", "runs", "mean W (start / middle / end)", "max mean W", "mean std W"],
-                     [[dev, str(n), f"{_fmt(m[0])} / {_fmt(m[len(m) // 2])} / {_fmt(m[-1])}",
-                       _fmt(float(np.nanmax(m)) if np.isfinite(m).any() else None),
-                       _fmt(float(np.nanmean(s)) if np.isfinite(s).any() else None)]
-                      for dev, (_x, m, s, n) in report.profiles.items()])
+    out += _md_table(
+        ["device", "runs", "mean W (start / middle / end)", "max mean W", "mean std W"],
+        [
+            [
+                dev,
+                str(n),
+                f"{_fmt(m[0])} / {_fmt(m[len(m) // 2])} / {_fmt(m[-1])}",
+                _fmt(float(np.nanmax(m)) if np.isfinite(m).any() else None),
+                _fmt(float(np.nanmean(s)) if np.isfinite(s).any() else None),
+            ]
+            for dev, (_x, m, s, n) in report.profiles.items()
+        ],
+    )
     out += ["", "## How these numbers were obtained", ""]
-    out += _md_table(list(report.method.columns),
-                     [[_fmt(v) for v in row] for row in report.method.itertuples(index=False)])
-    out += ["", "GWP = E_kWh x EF_grid x PUE + (t / lifetime) x F, F = die_cm2 x I_proc + mem_GB x I_mem "
-            "(embodied scope: die + memory). [low, high] use the low/high factors throughout.", ""]
+    out += _md_table(
+        list(report.method.columns), [[_fmt(v) for v in row] for row in report.method.itertuples(index=False)]
+    )
+    out += [
+        "",
+        "GWP = E_kWh x EF_grid x PUE + (t / lifetime) x F, F = die_cm2 x I_proc + mem_GB x I_mem "
+        "(embodied scope: die + memory). [low, high] use the low/high factors throughout.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -335,10 +460,17 @@ def render_png(report: Report) -> bytes:
     ax1.legend(fontsize=8)
     c = report.cells
     for dev, grp in c.groupby("device"):
-        ax2.errorbar(grp["lat_p50_ms_mean"], grp["gwp_per_query_mg_mean"],
-                     yerr=[grp["gwp_per_query_mg_mean"] - grp["gwp_per_query_low_mg_mean"],
-                           grp["gwp_per_query_high_mg_mean"] - grp["gwp_per_query_mg_mean"]],
-                     fmt="o", capsize=3, label=str(dev))
+        ax2.errorbar(
+            grp["lat_p50_ms_mean"],
+            grp["gwp_per_query_mg_mean"],
+            yerr=[
+                grp["gwp_per_query_mg_mean"] - grp["gwp_per_query_low_mg_mean"],
+                grp["gwp_per_query_high_mg_mean"] - grp["gwp_per_query_mg_mean"],
+            ],
+            fmt="o",
+            capsize=3,
+            label=str(dev),
+        )
     if report.pareto:
         front = c.loc[report.pareto].sort_values("lat_p50_ms_mean")
         ax2.plot(front["lat_p50_ms_mean"], front["gwp_per_query_mg_mean"], "k--", lw=1, label="Pareto front")
@@ -374,16 +506,20 @@ def render_html(report: Report) -> str:
         f"<h1>wattlab report: {html.escape(report.title)}</h1>",
         f"<p>{len(report.runs)} runs in {len(report.cells)} cells (mean ± sample std over repeats).</p>",
         *(f"<p class='warn'>warning: {html.escape(w)}</p>" for w in report.warnings),
-        "<h2>Per cell</h2>", table(*cell_rows(report)),
+        "<h2>Per cell</h2>",
+        table(*cell_rows(report)),
         "<h2>GWP per query (mg CO2e)</h2>",
-        table(["device", *map(str, piv.columns)],
-              [[str(i), *(_fmt(v) for v in r)] for i, r in piv.iterrows()]),
+        table(
+            ["device", *map(str, piv.columns)], [[str(i), *(_fmt(v) for v in r)] for i, r in piv.iterrows()]
+        ),
         f"<h2>Figures</h2><img alt='power profiles and latency vs GWP' src='data:image/png;base64,{png}'>",
         "<h2>How these numbers were obtained</h2>",
-        table(list(report.method.columns),
-              [[_fmt(v) for v in r] for r in report.method.itertuples(index=False)]),
+        table(
+            list(report.method.columns), [[_fmt(v) for v in r] for r in report.method.itertuples(index=False)]
+        ),
         "<script type='application/json' id='cells'>"
-        + html.escape(report.cells.to_json(orient="records")) + "</script>",
+        + html.escape(report.cells.to_json(orient="records"))
+        + "</script>",
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -93,7 +93,7 @@ def test_what_if_scales_gwp_per_query_to_a_year(campaign_dir):
 
 def test_markdown_says_how_numbers_were_obtained(campaign_dir):
     text = render(build_report(campaign_dir), "md")
-    assert "| orin | singlestream | 16 | 2 |" in text
+    assert "| orin | singlestream | 16 | 2 | 11 ± 1.4 |" in text
     assert "How these numbers were obtained" in text
     assert "sim" in text and "FR-ademe" in text and "die + memory" in text
     assert "idle_subtraction" in text
