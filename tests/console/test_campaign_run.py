@@ -61,7 +61,8 @@ def _assert_runs_are_whole(out: Path) -> int:
         run_dir = Path(cell.run_dir)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["complete"] is True, cell.id
-        seqs = sorted(set(pq.read_table(run_dir / "samples.parquet", columns=["seq"]).column("seq").to_pylist()))
+        table = pq.read_table(run_dir / "samples.parquet", columns=["seq"])
+        seqs = sorted(set(table.column("seq").to_pylist()))
         assert seqs == list(range(len(seqs))), f"{cell.id}: seq gaps"
         assert len(seqs) >= 10, cell.id
         assert not list(run_dir.glob("*.part.jsonl"))
@@ -82,7 +83,8 @@ def test_sigkilled_console_resumes_to_the_same_report_as_an_uninterrupted_run(tm
     file = _write(tmp_path, "k")
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen([*WATTLAB, "campaign", "run", str(file), "--out", str(killed)], env=agent_env,
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # kill while one cell is done and another is mid-job
         try:
