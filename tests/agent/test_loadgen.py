@@ -96,7 +96,8 @@ class ScenarioTest(unittest.TestCase):
 
     def test_server_arrivals_are_seeded(self):
         def run_samples(seed):
-            rec, _ = run(scenario="server", queries=6, qps=500, seed=seed, sut={"kind": "builtin", "work_ms": 0})
+            rec, _ = run(scenario="server", queries=6, qps=500, seed=seed,
+                         sut={"kind": "builtin", "work_ms": 0})
             return [r[4]["sample"] for r in sorted(rec.rows)]
 
         self.assertEqual(run_samples(7), run_samples(7))
@@ -123,8 +124,8 @@ class ErrorTest(unittest.TestCase):
 
     def test_endpoint_that_times_out_fails_each_query_and_the_run_completes(self):
         with StubServer(hang_s=1.0) as stub:
-            rec, summary = run(scenario="singlestream", queries=2,
-                               sut={"kind": "http", "url": stub.url, "timeout_s": 0.2})
+            _rec, summary = run(scenario="singlestream", queries=2,
+                                sut={"kind": "http", "url": stub.url, "timeout_s": 0.2})
         self.assertEqual(summary["queries_failed"], 2)
         self.assertIn("timed out", summary["errors"][0]["error"])
         self.assertEqual(summary["errors"][0]["count"], 2)
