@@ -9,6 +9,7 @@
     pue = 1.5
     power_mode = "MAXN"        # recorded in run.json (the operator sets it on the board)
     python = "python3"         # remote interpreter for the agent
+    ssh_config = "~/.ssh/config"  # and remote_home: where the agent lives on the host
     connect_timeout_s = 15     # also request_timeout_s, stall_after_s, lost_after_s
 
 `sim:` hosts are served by the local agent daemon through the same protocol as real devices.
@@ -33,8 +34,8 @@ from console.paths import PROFILES_DIR
 from console.profiles import find_line
 
 DEFAULT_LAB = PROFILES_DIR / "lab.toml"
-HOST_KEYS = {"target", "device", "grid", "pue", "power_mode", "python", "connect_timeout_s",
-             "request_timeout_s", "stall_after_s", "lost_after_s"}
+HOST_KEYS = {"target", "device", "grid", "pue", "power_mode", "python", "ssh_config", "remote_home",
+             "connect_timeout_s", "request_timeout_s", "stall_after_s", "lost_after_s"}
 TIMEOUT_KEYS = ("connect_timeout_s", "request_timeout_s", "stall_after_s", "lost_after_s")
 
 
@@ -64,13 +65,24 @@ class Host:
     pue: float | None = None
     power_mode: str | None = None
     python: str | None = None
+    ssh_config: str | None = None  # ssh client config for this host (default ~/.ssh/config)
+    remote_home: str | None = None  # agent cache dir on the host
     timeouts: LinkTimeouts = field(default_factory=LinkTimeouts)
     source: str | None = None  # the lab file it came from
+
+    def __post_init__(self) -> None:
+        if self.device is None and self.target.startswith("sim:"):
+            object.__setattr__(self, "device", self.target)  # a sim host measures its simulated device
 
     @property
     def kind(self) -> str:
         """"local" (local machine, also sim: targets) or "ssh"."""
         return "ssh" if self.target.startswith("ssh://") else "local"
+
+    @property
+    def timeout_s(self) -> float:
+        """Connect timeout (what console.transport.ssh reads)."""
+        return self.timeouts.connect_timeout_s
 
     @property
     def ssh(self) -> SshTarget | None:
@@ -181,7 +193,8 @@ def _host(name: str, raw: dict[str, Any], source: str | None, table: str = "", f
     device = raw.get("device") or (target if target.startswith("sim:") else None)
     return Host(name=name, target=target, device=device, grid=raw.get("grid"),
                 pue=float(raw["pue"]) if "pue" in raw else None, power_mode=raw.get("power_mode"),
-                python=raw.get("python"), timeouts=timeouts, source=source)
+                python=raw.get("python"), ssh_config=raw.get("ssh_config"),
+                remote_home=raw.get("remote_home"), timeouts=timeouts, source=source)
 
 
 def resolve_host(arg: str, lab: Lab | None = None) -> Host:

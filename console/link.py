@@ -363,8 +363,8 @@ class Link:
     def _on_connected(self, hello: dict) -> None:
         first = self.hello is None
         self.hello = hello
-        self._set(kind="connected", attempt=0, next_try=None, away_since=None, fatal=None)
-        self._connected.set()
+        self._connected.set()  # before the state listeners run: they may send requests at once
+        self._set(kind="connected", attempt=0, next_try=None, away_since=None, fatal=None, message=None)
         if not first:
             self.reconnects += 1
         # Requests need the reader running, so resubscribe + backfill happen on their own thread.

@@ -199,6 +199,24 @@ def _new_job_id(run_id: str) -> str:
 # --- running ----------------------------------------------------------------------------------
 
 
+@dataclass
+class ActiveRun:
+    """A job started on a host and the run directory recording it."""
+
+    host: Host
+    writer: store.RunWriter
+    recorder: JobRecorder
+    spec: JobSpec | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.recorder.job_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.writer.path
+
+
 def run_job(host: Host | str, spec: JobSpec, store_root: str | Path, campaign: str | None = None,
             on_progress: Callable[[Progress], None] | None = None, *, link: Link | None = None,
             stop: threading.Event | None = None) -> RunResult:
@@ -211,34 +229,41 @@ def run_job(host: Host | str, spec: JobSpec, store_root: str | Path, campaign: s
     own_link = link is None
     link = link or open_link(host)
     try:
-        probe = link.call("probe")
-        device = choose_device(probe, host, spec.device)
-        writer = store.RunWriter(store_root, campaign, host=host.name, device=device["id"])
-        job_id = _new_job_id(writer.run_id)
-        recorder = JobRecorder(writer, job_id)
-        writer.write_meta(_run_meta(host, spec, device, probe, link, job_id))
-        link.track(job_id, recorder)
-        link.add_listener(recorder.on_event)
-        args = {"device": device["id"], "interval_ms": spec.interval_ms, "idle_s": spec.idle_s,
-                "duration_s": spec.duration_s, "workload": spec.workload, "job_id": job_id,
-                "meta": {"run_id": writer.run_id, **spec.meta}}
-        if spec.sampler:
-            args["sampler"] = spec.sampler
-        try:
-            started = link.call("start", args)
-        except WattlabError as exc:
-            writer.event("error", message=str(exc))
-            writer.finish(_summary(writer, recorder, error=str(exc)), complete=False)
-            link.untrack(job_id)
-            link.remove_listener(recorder.on_event)
-            raise
-        writer.write_meta({"t0_wall": started.get("t0_wall"), "t0_mono": started.get("t0_mono"),
-                           "sampler": started.get("sampler"), "started_wall": time.time()})
-        writer.event("started", job=job_id, host=host.name, device=device["id"])
-        return _follow(link, host, writer, recorder, on_progress, stop)
+        active = begin_job(link, host, spec, store_root, campaign)
+        return follow(link, active, on_progress, stop)
     finally:
         if own_link:
             link.close()
+
+
+def begin_job(link: Link, host: Host, spec: JobSpec, store_root: str | Path,
+              campaign: str | None = None) -> ActiveRun:
+    """Probe, pick the device, create the run directory and start the job (tracked before it starts)."""
+    probe = link.call("probe")
+    device = choose_device(probe, host, spec.device)
+    writer = store.RunWriter(store_root, campaign, host=host.name, device=device["id"])
+    job_id = _new_job_id(writer.run_id)
+    recorder = JobRecorder(writer, job_id)
+    writer.write_meta(_run_meta(host, spec, device, probe, link, job_id))
+    link.track(job_id, recorder)
+    link.add_listener(recorder.on_event)
+    args = {"device": device["id"], "interval_ms": spec.interval_ms, "idle_s": spec.idle_s,
+            "duration_s": spec.duration_s, "workload": spec.workload, "job_id": job_id,
+            "meta": {"run_id": writer.run_id, **spec.meta}}
+    if spec.sampler:
+        args["sampler"] = spec.sampler
+    try:
+        started = link.call("start", args)
+    except WattlabError as exc:
+        writer.event("error", message=str(exc))
+        writer.finish(_summary(writer, recorder, error=str(exc)), complete=False)
+        link.untrack(job_id)
+        link.remove_listener(recorder.on_event)
+        raise
+    writer.write_meta({"t0_wall": started.get("t0_wall"), "t0_mono": started.get("t0_mono"),
+                       "sampler": started.get("sampler"), "started_wall": time.time()})
+    writer.event("started", job=job_id, host=host.name, device=device["id"])
+    return ActiveRun(host, writer, recorder, spec)
 
 
 def attach(run_dir: str | Path, on_progress: Callable[[Progress], None] | None = None, *,
@@ -259,21 +284,32 @@ def attach(run_dir: str | Path, on_progress: Callable[[Progress], None] | None =
         stored = link.backfill(recorder.job_id, recorder)
         writer.event("attach", host=host.name, samples_backfilled=stored["samples"],
                      queries_backfilled=stored["queries"])
-        return _follow(link, host, writer, recorder, on_progress, stop)
+        return follow(link, ActiveRun(host, writer, recorder), on_progress, stop)
     finally:
         if own_link:
             link.close()
 
 
-def _follow(link: Link, host: Host, writer: store.RunWriter, recorder: JobRecorder,
-            on_progress: Callable[[Progress], None] | None, stop: threading.Event | None) -> RunResult:
-    """Wait for the job to end (events, with a status poll as fallback), backfill, summarise, finish."""
+def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None] | None = None,
+           stop: threading.Event | None = None, detach: threading.Event | None = None) -> RunResult:
+    """Wait for the job to end (events, with a status poll as fallback), backfill, summarise, finish.
+
+    `stop` stops the job on the device (the run is still finished); `detach` leaves it running and the
+    run directory unfinished (resumable with attach()), as when the console closes.
+    """
+    host, writer, recorder = active.host, active.writer, active.recorder
     job_id = recorder.job_id
     t_start = time.monotonic()
     next_poll = t_start + STATUS_POLL_S
     stopping = False
     try:
         while not recorder.ended.wait(0.5):
+            if detach is not None and detach.is_set():
+                link.untrack(job_id)
+                link.remove_listener(recorder.on_event)
+                writer.event("detached", job=job_id)
+                writer.close()
+                return RunResult(writer.path, {}, writer.run_id, job_id)
             if on_progress is not None:
                 on_progress(_progress(recorder, t_start))
             if stop is not None and stop.is_set() and not stopping:

@@ -80,7 +80,7 @@ def test_attach_after_a_console_kill_completes_the_run_without_gaps(agent, tmp_p
         raise Killed()
 
     link = _link(agent)
-    monkeypatch.setattr(runner, "_follow", killed)
+    monkeypatch.setattr(runner, "follow", killed)
     spec = runner.JobSpec(device="sim:jetson-agx-orin-64gb", interval_ms=10, duration_s=1.0)
     with pytest.raises(Killed):
         runner.run_job(HOST, spec, tmp_path, link=link)

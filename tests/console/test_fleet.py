@@ -1,0 +1,124 @@
+"""The fleet: concurrent hosts, cheap snapshots, jobs recorded like measure, close leaves jobs running."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from console import runner
+from console.fleet import Fleet
+from console.lab import Host, Lab, load_lab
+from console.link import LinkTimeouts
+from console.state import DeviceState
+from console.store import load_run
+from console.transport.local import stop_local_daemon
+from tests.console.fake_agent import FakeAgent, HangingTransport
+
+FAST = LinkTimeouts(connect_timeout_s=30, request_timeout_s=5, backoff_initial_s=0.05, backoff_max_s=0.2)
+
+
+def _wait(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _by_host(fleet):
+    return {v.host: v for v in fleet.snapshot()}
+
+
+@pytest.fixture
+def two_hosts():
+    agent = FakeAgent()
+    hang = HangingTransport()
+    lab = Lab(None, {
+        "good": Host("good", "sim:jetson-agx-orin-64gb", grid="FR-ademe", timeouts=FAST),
+        "dead": Host("dead", "sim:h100-sxm5-80gb", timeouts=FAST),
+    })
+    factories = {"good": agent.transport, "dead": lambda: hang}
+    yield agent, hang, lab, (lambda host: factories[host.name])
+    hang.release.set()
+    agent.close()
+
+
+def test_a_hanging_host_never_blocks_the_others_snapshots(two_hosts, tmp_path):
+    _agent, _hang, lab, factory_for = two_hosts
+    fleet = Fleet(lab, tmp_path, factory_for=factory_for).start()
+    try:
+        assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+        t0 = time.perf_counter()
+        for _ in range(100):
+            views = _by_host(fleet)
+        per_call_ms = (time.perf_counter() - t0) * 10
+        assert per_call_ms < 5
+        assert views["dead"].state == DeviceState.CONNECTING
+        assert views["good"].hardware_id == "jetson-agx-orin-64gb" and views["good"].category == "edge"
+
+        v0 = fleet.version
+        spec = runner.JobSpec(interval_ms=10, duration_s=1.0)
+        job_id = fleet.start_job("good", None, spec)
+        assert _wait(lambda: (_by_host(fleet)["good"].energy_j or 0) > 1)
+        live = _by_host(fleet)["good"]
+        assert live.state == DeviceState.SAMPLING and live.job_id == job_id and live.power_w >= 10
+        assert live.gwp is not None and live.gwp.low_g <= live.gwp.total_g <= live.gwp.high_g
+        assert len(live.history) > 5 and fleet.version > v0
+        assert _by_host(fleet)["dead"].state == DeviceState.CONNECTING  # still waiting, unharmed
+
+        result = fleet.wait_job(job_id, timeout_s=10)
+        run = load_run(result.run_dir)
+        assert run.complete and list(run.total()["seq"]) == list(range(len(run.total())))
+        assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+    finally:
+        t0 = time.monotonic()
+        fleet.close()
+        assert time.monotonic() - t0 < 8  # closing does not wait for the dead host's connect
+
+
+def test_close_leaves_the_job_running_and_its_run_resumable(two_hosts, tmp_path):
+    agent, _hang, lab, factory_for = two_hosts
+    fleet = Fleet(lab, tmp_path, factory_for=factory_for).start()
+    assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+    job_id = fleet.start_job("good", None, runner.JobSpec(interval_ms=20, duration_s=30))
+    time.sleep(0.3)
+    fleet.close()
+    assert agent.jobs[job_id].state == "running"
+    run_dir = next(tmp_path.rglob("run.json")).parent
+    run = load_run(run_dir)
+    assert not run.complete and run.meta["job_id"] == job_id and len(run.total()) > 3
+    assert any(e["kind"] == "detached" for e in run.events)
+
+
+def test_marks_and_stop_reach_the_device(two_hosts, tmp_path):
+    _agent, _hang, lab, factory_for = two_hosts
+    fleet = Fleet(lab, tmp_path, factory_for=factory_for).start()
+    try:
+        assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+        job_id = fleet.start_job("good", None, runner.JobSpec(interval_ms=20, duration_s=30))
+        assert fleet.mark("good", job_id, "warm") == 0
+        fleet.stop_job("good", job_id)
+        result = fleet.wait_job(job_id, timeout_s=10)
+        assert result.summary["state"] == "stopped"
+    finally:
+        fleet.close()
+
+
+def test_the_default_lab_runs_local_and_both_simulated_devices_on_the_real_agent(tmp_path, monkeypatch):
+    home = tmp_path / "agent"
+    monkeypatch.setenv("WATTLAB_AGENT_HOME", str(home))
+    fleet = Fleet(load_lab(), tmp_path / "logs").start()
+    try:
+        assert _wait(lambda: all(v.state == DeviceState.IDLE for v in fleet.snapshot()), 20)
+        views = _by_host(fleet)
+        assert views["orin-sim"].device_id == "sim:jetson-agx-orin-64gb"
+        assert views["h100-sim"].category == "datacenter"
+        job_id = fleet.start_job("h100-sim", None, runner.JobSpec(interval_ms=50, duration_s=1.0))
+        result = fleet.wait_job(job_id, timeout_s=20)
+        assert result.summary["complete"] and result.summary["mean_w"] > 50  # a simulated H100 idles high
+        assert result.summary["method"]["pue"] == 1.5  # datacenter default
+    finally:
+        fleet.close()
+        stop_local_daemon(home)
