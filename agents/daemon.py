@@ -22,6 +22,7 @@ DEFAULT_IDLE_EXIT_S = 600.0
 SOCKET_NAME = "agent.sock"
 LOCK_NAME = "daemon.lock"
 LOG_MAX_BYTES = 1 << 20
+LOCK_WAIT_S = 12.0  # a daemon that is stopping its jobs may hold the lock this long
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the NUL
 
 
@@ -105,8 +106,10 @@ class Daemon(object):
         idle_exit_s: float = DEFAULT_IDLE_EXIT_S,
         agent_factory: Optional[Callable[[str], Agent]] = None,
         clock: Callable[[], float] = time.monotonic,
+        lock_wait_s: float = LOCK_WAIT_S,
     ) -> None:
         self.home = home
+        self.lock_wait_s = lock_wait_s
         self.idle_exit_s = idle_exit_s
         self.clock = clock
         self.agent: Agent = (agent_factory or Agent)(home)
@@ -116,15 +119,22 @@ class Daemon(object):
         self.ready = threading.Event()
 
     def _acquire_lock(self) -> None:
+        """Hold run/daemon.lock for our lifetime; wait up to lock_wait_s for a daemon that is exiting."""
         path = os.path.join(run_dir(self.home), LOCK_NAME)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            msg = "another agent daemon (pid {}) already serves {}".format(other, socket_path(self.home))
-            raise DaemonError(msg) from None
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                other = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                msg = "another agent daemon (pid {}) already serves {}".format(other, socket_path(self.home))
+                raise DaemonError(msg) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode("ascii"))
         self._lock_fd = fd
@@ -167,8 +177,7 @@ class Daemon(object):
             if self.agent.shutdown_requested.is_set():
                 self.exit_reason = self.exit_reason or "shutdown requested"
                 return
-            with self.agent._lock:
-                busy = bool(self.agent.clients) or bool(self.agent.active_jobs())
+            busy = bool(self.agent.clients) or bool(self.agent.active_jobs())
             now = self.clock()
             if busy:
                 last_busy = now
@@ -209,7 +218,7 @@ class Daemon(object):
                 pass
             self._sock.close()
         self.agent.stop_all("agent daemon stopping ({})".format(self.exit_reason or "exit"))
-        with self.agent._lock:
+        with self.agent._clients_lock:
             clients = list(self.agent.clients)
         for c in clients:
             c.drain_and_close()

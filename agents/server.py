@@ -107,7 +107,9 @@ class Agent(object):
         self.wall_clock = wall_clock
         self.jobs: Dict[str, Job] = {}
         self._stored: Dict[str, JobSpool] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # jobs and stored spools
+        self._clients_lock = threading.Lock()  # never held while anything slow runs: publish takes it
+        self._starting: Set[str] = set()
         self.clients: Set["Connection"] = set()
         self.shutdown_requested = threading.Event()
         self.hello = protocol.hello(
@@ -164,13 +166,15 @@ class Agent(object):
 
     def publish(self, msg: Dict[str, Any]) -> None:
         """Send one live event to every subscribed client (never blocks)."""
+        with self._clients_lock:
+            clients = [c for c in self.clients if c.subscribed]
+        if not clients:
+            return  # nobody listens: do not even encode
         try:
             data = protocol.encode(msg)
         except (protocol.ProtocolError, ValueError, TypeError):
             return  # a batch too big or unencodable: the spool has it, fetch will return it
         job = msg.get("job")
-        with self._lock:
-            clients = list(self.clients)
         for c in clients:
             c.offer(job, data)
 
@@ -215,31 +219,20 @@ class Agent(object):
         job_id = _arg(args, "job_id", str) or new_job_id(self.wall_clock())
         with self._lock:
             try:
-                exists = job_id in self.jobs or self.spool.exists(job_id)
+                exists = job_id in self.jobs or job_id in self._starting or self.spool.exists(job_id)
             except SpoolError as exc:
                 raise BadArgs(str(exc)) from None
             if exists:
                 raise BadArgs("job id {!r} is already used".format(job_id))
-            opts = {"sampler": spec["sampler"]} if spec["sampler"] else {}
-            try:
-                sampler = self.open_sampler(spec["device"], spec["interval_ms"], clock=self.clock, **opts)
-            except (KeyError, LookupError) as exc:
-                raise OpError(
-                    protocol.E_NO_SUCH_DEVICE, "no device {!r}: {}".format(spec["device"], exc)
-                ) from None
-            except SamplerUnavailable as exc:
-                raise OpError(
-                    protocol.E_NO_SUCH_DEVICE, "device {!r}: {}".format(spec["device"], exc)
-                ) from None
-            except SamplerError as exc:
-                raise OpError(protocol.E_SAMPLER, "device {!r}: {}".format(spec["device"], exc)) from None
-            except ValueError as exc:
-                raise OpError(
-                    protocol.E_NO_SUCH_DEVICE, "device {!r}: {}".format(spec["device"], exc)
-                ) from None
+            self._starting.add(job_id)
+        try:
+            # Outside the lock: opening NVML or starting tegrastats can take a second, and
+            # nothing else (status, live events of other jobs) may wait for it.
+            sampler = self._open_sampler(spec)
             try:
                 js = self.spool.create(job_id, {"job": job_id, "spec": spec, "state": "starting"})
             except SpoolError as exc:
+                _close_quietly(sampler)
                 raise OpError(protocol.E_INTERNAL, str(exc)) from None
             job = Job(job_id, spec, sampler, js, self.clock, self.wall_clock, listener=self.publish)
             try:
@@ -247,17 +240,26 @@ class Agent(object):
             except Exception as exc:
                 js.update_meta(state="failed", error=str(exc))
                 js.close()
-                try:
-                    sampler.close()
-                except Exception:
-                    pass
-                code = protocol.E_SAMPLER if isinstance(exc, SamplerError) else protocol.E_INTERNAL
-                raise OpError(
-                    code, "device {!r}: cannot open sampler: {}".format(spec["device"], exc)
-                ) from None
-            self.jobs[job_id] = job
+                _close_quietly(sampler)
+                raise OpError(protocol.E_INTERNAL, "job {}: cannot start: {}".format(job_id, exc)) from None
+            with self._lock:
+                self.jobs[job_id] = job
+        finally:
+            with self._lock:
+                self._starting.discard(job_id)
         job.start()
         return {"job": job_id, "t0_wall": job.t0_wall, "t0_mono": job.t0, "sampler": job.describe}
+
+    def _open_sampler(self, spec: Dict[str, Any]) -> Any:
+        """An opened sampler for the spec; sampler errors become protocol error codes."""
+        device = spec["device"]
+        opts = {"sampler": spec["sampler"]} if spec["sampler"] else {}
+        try:
+            return self.open_sampler(device, spec["interval_ms"], clock=self.clock, **opts)
+        except (LookupError, SamplerUnavailable, ValueError) as exc:
+            raise OpError(protocol.E_NO_SUCH_DEVICE, "device {!r}: {}".format(device, exc)) from None
+        except SamplerError as exc:
+            raise OpError(protocol.E_SAMPLER, "device {!r}: {}".format(device, exc)) from None
 
     def op_stop(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
         job_id = _arg(args, "job", str, required=True)
@@ -372,6 +374,13 @@ class Agent(object):
                 raise OpError(protocol.E_NO_SUCH_JOB, str(exc)) from None
             self._stored[job_id] = js
             return js
+
+
+def _close_quietly(sampler: Any) -> None:
+    try:
+        sampler.close()
+    except Exception:
+        pass  # the start already failed; its error is the one to report
 
 
 def _stored_status(js: JobSpool) -> Dict[str, Any]:
@@ -531,14 +540,14 @@ class Connection(object):
 def serve_connection(sock: socket.socket, agent: Agent) -> Tuple[threading.Thread, Connection]:
     """Start a thread serving one accepted socket; it unregisters itself when the client leaves."""
     conn = Connection(sock, agent)
-    with agent._lock:
+    with agent._clients_lock:
         agent.clients.add(conn)
 
     def run() -> None:
         try:
             conn.serve()
         finally:
-            with agent._lock:
+            with agent._clients_lock:
                 agent.clients.discard(conn)
 
     t = threading.Thread(target=run, name="client", daemon=True)

@@ -183,7 +183,9 @@ class InProcessDaemonTest(HomeCase):
     def test_a_second_daemon_for_the_same_home_is_refused(self):
         self.start_daemon()
         with self.assertRaisesRegex(DaemonError, "another agent daemon"):
-            Daemon(self.home, agent_factory=lambda h: Agent(h, open_sampler=open_double)).serve_forever()
+            Daemon(
+                self.home, agent_factory=lambda h: Agent(h, open_sampler=open_double), lock_wait_s=0.2
+            ).serve_forever()
         self.assertIsNotNone(connect(self.home))  # the first one still serves
 
     def test_an_idle_daemon_exits_by_itself(self):
