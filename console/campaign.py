@@ -38,7 +38,8 @@ TOP_KEYS = {
 }
 SCENARIO_KEYS = {
     "scenario", "queries", "sut", "qps", "samples_per_query", "generator", "min_ms", "max_ms", "bursts",
-    "burst_size", "pause_ms", "batch_size", "duration_s", "argv", "seed", "on_error",
+    "burst_size", "pause_ms", "batch_size", "duration_s", "argv", "seed", "on_error", "workers",
+    "sample_count",
 }
 HOST_KEYS = {"grid", "pue", "power_mode", "device"}
 # States a cell goes through. "lost": its host went away past its limit; re-run on resume.
