@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from agents import AGENT_VERSION
 from agents import protocol as P
-from console.errors import AgentError, HostError
+from console.errors import AgentError, HostError, WattlabError
 from console.transport.base import Channel, Transport
 
 FETCH_LIMIT = 5000
@@ -441,6 +441,8 @@ class Link:
                 sink.add_rows(stream, rows)
             except P.ProtocolError as exc:
                 self._protocol_error(f"bad {stream} row from job {job}: {exc}")
+            except WattlabError as exc:  # a sink that cannot store (disk full, closed run) keeps the link
+                self._set(message=f"job {job}: rows not stored: {exc}")
 
     def _protocol_error(self, text: str) -> None:
         with self._lock:

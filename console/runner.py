@@ -305,10 +305,7 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
     try:
         while not recorder.ended.wait(0.5):
             if detach is not None and detach.is_set():
-                link.untrack(job_id)
-                link.remove_listener(recorder.on_event)
-                writer.event("detached", job=job_id)
-                writer.close()
+                _detach(link, recorder, "console closed")
                 return RunResult(writer.path, {}, writer.run_id, job_id)
             if on_progress is not None:
                 on_progress(_progress(recorder, t_start))
@@ -321,6 +318,9 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
     except KeyboardInterrupt:
         _stop_job(link, job_id, writer, "interrupted by the operator")
         recorder.ended.wait(host.timeouts.request_timeout_s)
+    except BaseException as exc:  # e.g. a campaign giving up on a lost host: leave the run resumable
+        _detach(link, recorder, f"{type(exc).__name__}: {exc}")
+        raise
     _poll_status(link, recorder)
     stored = link.backfill(job_id, recorder)  # whatever the live stream missed, every stream
     if any(stored.values()):
@@ -342,6 +342,14 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
     if on_progress is not None:
         on_progress(_progress(recorder, t_start))
     return RunResult(run_dir, summary, writer.run_id, job_id)
+
+
+def _detach(link: Link, recorder: JobRecorder, why: str) -> None:
+    """Stop recording without stopping the job: the run stays unfinished, resumable with attach()."""
+    link.untrack(recorder.job_id)
+    link.remove_listener(recorder.on_event)
+    recorder.writer.event("detached", job=recorder.job_id, reason=why)
+    recorder.writer.close()
 
 
 def _stop_job(link: Link, job_id: str, writer: store.RunWriter, why: str) -> None:

@@ -110,3 +110,22 @@ def test_choose_device_prefers_gpu_then_jetson_then_rapl_then_none_for_local():
     assert runner.choose_device({"devices": []}, host, None)["id"] == "none"
     sim = runner.choose_device({"devices": []}, host, "sim:a100-sxm4-40gb")
     assert sim["hardware_id"] == "a100-sxm4-40gb"
+
+
+def test_an_abort_from_on_progress_leaves_the_run_resumable_and_the_job_running(agent, tmp_path):
+    class GiveUp(Exception):
+        pass
+
+    def give_up(_progress):
+        raise GiveUp("host lost")
+
+    link = _link(agent)
+    try:
+        spec = runner.JobSpec(device="sim:jetson-agx-orin-64gb", interval_ms=10, duration_s=5)
+        with pytest.raises(GiveUp):
+            runner.run_job(HOST, spec, tmp_path, on_progress=give_up, link=link)
+    finally:
+        link.close()
+    run = load_run(next(tmp_path.rglob("run.json")).parent)
+    assert not run.complete and agent.jobs[run.meta["job_id"]].state == "running"
+    assert any(e["kind"] == "detached" and "host lost" in e["reason"] for e in run.events)
