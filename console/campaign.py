@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from console.compat import tomllib
 from console.errors import ProfileError, UsageError, WattlabError
 
 MANIFEST = "manifest.json"

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import tomllib
-
+from console.compat import tomllib
 from console.errors import ProfileError, UsageError
 from console.link import LinkTimeouts
 from console.paths import PROFILES_DIR

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from console import paths
+from console.compat import tomllib
 from console.errors import ProfileError, UsageError
 
 CATEGORIES = ("edge", "desktop", "gaming", "datacenter")

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from console.compat import tomllib
 from console.errors import ProfileError, UsageError
 from console.paths import PROFILES_DIR
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 
 from agents.loadgen import normalize_spec
 from console.campaign import expand, load_campaign, workload_for
+from console.compat import tomllib
 from console.paths import PROFILES_DIR
 
 SCENARIOS = tomllib.loads((PROFILES_DIR / "scenarios.toml").read_text())["scenarios"]
