@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import typer
@@ -93,3 +94,31 @@ def test_unknown_device_exits_2_with_one_clear_line(agent_home, tmp_path):
                           env=env, timeout=60, check=False)
     assert proc.returncode == 2
     assert "unknown device 'nvml:7' on host local" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_attach_after_the_console_is_killed_stores_every_sample_once(agent_home, tmp_path):
+    env = dict(os.environ, WATTLAB_AGENT_HOME=str(agent_home))
+    cmd = [sys.executable, "-m", "console.cli", "measure", "sim:jetson-agx-orin-64gb", "--interval-ms", "20",
+           "--duration", "3", "--logs", str(tmp_path)]
+    console = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        part = None
+        while time.monotonic() < deadline and part is None:  # wait until samples are being stored
+            part = next((p for p in tmp_path.rglob("samples.part.jsonl") if p.stat().st_size > 2000), None)
+            time.sleep(0.05)
+        assert part is not None, "the console never stored samples"
+    finally:
+        console.kill()  # SIGKILL: no cleanup at all
+        console.wait()
+    run_dir = part.parent
+    assert not load_run(run_dir).complete
+
+    again = [sys.executable, "-m", "console.cli", "measure", "--attach", str(run_dir), "--json"]
+    proc = subprocess.run(again, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(run_dir)
+    seqs = list(run.total()["seq"])
+    assert run.complete and seqs == list(range(len(seqs))) and len(seqs) >= 140  # 3 s at 50 Hz
+    assert any(e["kind"] == "attach" for e in run.events)
+    assert json.loads(proc.stdout)["samples"] == len(seqs)
