@@ -223,7 +223,9 @@ class _Run(object):
         self._should_stop = should_stop
         self.rng = random.Random(params["seed"])
         # A SUT that cannot take overlapping calls (one server process) gets one worker.
-        self.workers = params["workers"] if sut.concurrent else 1
+        pooled = params["scenario"] in ("offline", "server", "bursts")
+        self.workers = params["workers"] if sut.concurrent and pooled else 1
+        self._set_load = set_load
         self.load = _Load(set_load, 1)
         self.generator = "builtin"
         self.log_dir: Optional[str] = None
@@ -331,7 +333,7 @@ class _Run(object):
             self.query(qid, self.samples(1), self.clock())
 
     def _pooled(self, body: Callable[["_Pool"], None]) -> None:
-        self.load = _Load(self.load._set_load, self.workers)
+        self.load = _Load(self._set_load, self.workers)
         pool = _Pool(self, self.workers)
         try:
             body(pool)
@@ -425,7 +427,7 @@ class _Run(object):
                     counter[0] += 1
                 pool.submit(qid, [s.index for s in group], issue_t, None, complete(group))
 
-        self.load = _Load(self.load._set_load, self.workers)
+        self.load = _Load(self._set_load, self.workers)
         pool = _Pool(self, self.workers)
         sut_h = lg.ConstructSUT(issue, lambda: None)
         qsl_h = lg.ConstructQSL(p["sample_count"], perf_count, lambda idx: None, lambda idx: None)
