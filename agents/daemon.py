@@ -162,6 +162,9 @@ class Daemon(object):
             interrupted = self.agent.recover()
             if interrupted:
                 _log("marked interrupted: {}".format(", ".join(interrupted)))
+            pruned = self.agent.prune()
+            if pruned:
+                _log("pruned acknowledged jobs: {}".format(", ".join(pruned)))
             self._install_signals()
             _log("serving {} (pid {})".format(socket_path(self.home), os.getpid()))
             self.ready.set()

@@ -25,6 +25,7 @@ QUEUE_MAX = 512  # live messages buffered per client before it is declared laggi
 FETCH_LIMIT_MAX = 100000
 FETCH_MAX_BYTES = protocol.MAX_LINE_BYTES // 2  # a fetch reply always fits in one line
 STOP_WAIT_S = 3.0
+PRUNE_AFTER_S = 7 * 86400.0  # acked, finished spools are kept a week for a console that re-fetches
 
 OpenSampler = Callable[..., Any]
 
@@ -68,6 +69,12 @@ def probe_info() -> Dict[str, Any]:
         "samplers": samplers,
         "devices": devices,
     }
+
+
+def _agent_path() -> str:
+    """The zipapp we run from, or the source directory of the agents package."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return root if os.path.isfile(root) else os.path.join(root, "agents")
 
 
 def new_job_id(wall: float) -> str:
@@ -117,7 +124,14 @@ class Agent(object):
             platform.python_version(),
             socket.gethostname(),
             os.getpid(),
-            {"ops": list(protocol.OPS), "streams": list(STREAMS), "max_line": protocol.MAX_LINE_BYTES},
+            {
+                "ops": list(protocol.OPS),
+                "streams": list(STREAMS),
+                "max_line": protocol.MAX_LINE_BYTES,
+                # what code this daemon runs (a zipapp path carries its content hash): a console
+                # that deployed a newer agent can see an old daemon and stop it once it is idle
+                "agent_path": _agent_path(),
+            },
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -147,6 +161,30 @@ class Agent(object):
                 marked.append(job_id)
             js.close()
         return marked
+
+    def prune(self, older_than_s: float = PRUNE_AFTER_S) -> List[str]:
+        """Delete finished jobs the console acknowledged completely and that ended long ago."""
+        removed = []
+        now = self.wall_clock()
+        for job_id in self.spool.job_ids():
+            if job_id in self.jobs:
+                continue
+            try:
+                js = self.spool.open(job_id)
+            except SpoolError:
+                continue
+            ended = js.meta.get("ended_wall")
+            if (
+                js.finished()
+                and js.fully_acked()
+                and isinstance(ended, (int, float))
+                and now - ended > older_than_s
+            ):
+                self.spool.remove(js)
+                removed.append(job_id)
+            else:
+                js.close()
+        return removed
 
     def active_jobs(self) -> List[Job]:
         """Jobs still sampling."""

@@ -70,6 +70,8 @@ class ArgvWorkload(object):
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
+            if self.cwd and not os.path.isdir(self.cwd):
+                raise WorkloadError("workload cwd does not exist: {!r}".format(self.cwd)) from None
             where = " in {}".format(self.cwd) if self.cwd else ""
             raise WorkloadError(
                 "workload not found: {!r}{} ({})".format(self.argv[0], where, exc.strerror)

@@ -215,6 +215,26 @@ class InProcessDaemonTest(HomeCase):
             self.assertIn('"state": "stopped"', f.read())
 
 
+class StopCommandTest(HomeCase):
+    def test_stop_without_a_daemon_says_so_and_succeeds(self):
+        out = subprocess.check_output(
+            [sys.executable, "-m", "agents", "--home", self.home, "stop"], cwd=REPO, timeout=60
+        ).decode()
+        self.assertIn("no agent daemon running", out)
+
+    def test_stop_ends_the_running_daemon(self):
+        bridge = Bridge(self.home)
+        pid = bridge.hello["pid"]
+        self.daemon_pids.add(pid)
+        bridge.kill()
+        out = subprocess.check_output(
+            [sys.executable, "-m", "agents", "--home", self.home, "stop"], cwd=REPO, timeout=60
+        ).decode()
+        self.assertIn("stopping", out)
+        self.assertTrue(wait_for(lambda: not pid_alive(pid)))
+        self.assertIsNone(connect(self.home))
+
+
 class BridgeTest(HomeCase):
     def test_a_job_keeps_sampling_after_its_bridge_is_killed(self):
         first = Bridge(self.home)

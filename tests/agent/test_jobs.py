@@ -274,7 +274,8 @@ class WorkloadTest(JobCase):
         self.assertIn("/nonexistent/wattlab-no-such-program", job.error)
         errors = [r[3]["message"] for r in self.rows(job, "events") if r[2] == "error"]
         self.assertEqual(errors, [job.error])
-        self.assertGreaterEqual(len(self.rows(job, "samples")), 5)
+        # the idle window's samples (k = 0..4) and the one at the boundary are all kept
+        self.assertEqual(len(self.rows(job, "samples")) + job.totals.skipped_ticks, 6)
         again = Spool(self.tmp).open(job.job_id)
         self.assertEqual(again.meta["state"], "failed")
         self.assertIn("workload not found", again.meta["error"])
@@ -317,6 +318,13 @@ class WorkloadTest(JobCase):
             self.assertEqual(json.load(f), tricky)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "pwned")))
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "pwned2")))
+
+    def test_a_missing_working_directory_is_named(self):
+        wl = {"kind": "argv", "argv": [sys.executable, "-c", "pass"], "cwd": "/nonexistent/wattlab-dir"}
+        job = self.real_job(spec(interval_ms=20, workload=wl))
+        self.assertTrue(job.join(10))
+        self.assertEqual(job.state, "failed")
+        self.assertIn("cwd does not exist", job.error)
 
     def test_a_shell_string_workload_is_refused(self):
         with self.assertRaisesRegex(SpecError, "not a shell string"):

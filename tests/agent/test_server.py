@@ -172,6 +172,26 @@ class JobOpsTest(AgentCase):
         self.assertEqual(last[2:4], ["state", {"state": "interrupted", "reason": "agent daemon restarted"}])
 
 
+class PruneTest(AgentCase):
+    def make_job(self, job_id, state, ended_wall, ack):
+        js = self.agent.spool.create(job_id, {"state": state, "ended_wall": ended_wall})
+        js.append("samples", [0.0, 10.0, {}, None])
+        js.maybe_flush(force=True)
+        if ack:
+            for stream in protocol.STREAMS:
+                js.ack(stream, 0)
+        js.close()
+
+    def test_only_old_finished_fully_acked_jobs_are_pruned(self):
+        now = time.time()
+        self.make_job("old-acked", "finished", now - 30 * 86400, ack=True)
+        self.make_job("old-unacked", "finished", now - 30 * 86400, ack=False)
+        self.make_job("new-acked", "finished", now - 60, ack=True)
+        self.make_job("running", "running", None, ack=True)
+        self.assertEqual(self.agent.prune(), ["old-acked"])
+        self.assertEqual(self.agent.spool.job_ids(), ["new-acked", "old-unacked", "running"])
+
+
 class LineClient(object):
     """Reads protocol messages from one end of a socket pair."""
 
