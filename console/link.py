@@ -340,7 +340,11 @@ class Link:
         except Exception as exc:  # a broken transport is a disconnect, not a crash
             self._set(message=f"{type(exc).__name__}: {exc}")
         finally:
+            timed_out = hello_timer.finished.is_set()  # the timer already said "no hello within ..."
             hello_timer.cancel()
+            if not got_hello and not self._fatal and not timed_out:
+                tail = _stderr_of(channel)
+                self._set(message="the agent bridge ended before its hello" + (f": {tail}" if tail else ""))
             channel.close()
             with self._lock:
                 self._channel = None
@@ -477,3 +481,19 @@ def _open_with_timeout(transport: Transport, timeout_s: float) -> Channel:
     if "error" in box:
         raise box["error"]
     return box["channel"]
+
+
+def _stderr_of(channel: Channel) -> str:
+    """What the bridge wrote on stderr, where the channel keeps it (local and SSH channels do)."""
+    for name in ("stderr_text", "stderr_tail"):
+        value = getattr(channel, name, None)
+        if callable(value):
+            try:
+                value = value()
+            except Exception:  # diagnostics only
+                return ""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[-300:]
+    return ""

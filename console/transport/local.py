@@ -57,17 +57,28 @@ class ProcessChannel(Channel):
 
     def close(self) -> None:
         self._closed = True
-        for stream in (self._proc.stdin, self._proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
         try:
-            self._proc.wait(timeout=2)  # the bridge exits on stdin EOF
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=2)  # the bridge exits on stdin EOF; a reader then sees EOF on stdout
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        # stdout is closed only now: closing an fd another thread is reading from is a race
+        try:
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+        except OSError:
+            pass
+
+    def stderr_text(self) -> str:
+        """The bridge's last stderr lines (why it failed to start, say)."""
+        if self._proc.poll() is not None or self._closed:
+            self._stderr_thread.join(0.5)  # let the drain thread catch the last words of a dead bridge
+        return " | ".join(self.stderr_tail)
 
     @property
     def closed(self) -> bool:

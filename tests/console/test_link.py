@@ -194,3 +194,28 @@ def test_a_request_while_disconnected_fails_fast():
             link.request("ping").result(timeout=1)
     finally:
         link.close()
+
+
+def test_a_bridge_that_dies_before_hello_reports_its_stderr():
+    import subprocess
+
+    from console.transport.base import Transport
+    from console.transport.local import ProcessChannel
+
+    class Broken(Transport):
+        name = "broken"
+
+        def open_bridge(self):
+            proc = subprocess.Popen(["sh", "-c", "echo 'python3: not found' >&2; exit 127"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            return ProcessChannel(proc, "broken bridge")
+
+        def close(self):
+            pass
+
+    link = Link("broken", Broken, timeouts=FAST)
+    try:
+        with pytest.raises(HostError, match="python3: not found"):
+            link.connect(timeout_s=1.0)
+    finally:
+        link.close()
