@@ -202,19 +202,15 @@ def _lab_name(fleet: FleetLike, lab: Path | None) -> str:
     return lab.stem if lab else "default"
 
 
-def open_fleet(lab: Path | None, logs: Path | None) -> FleetLike:
-    """The real fleet on a lab file (default: the built-in lab)."""
-    from console.fleet import Fleet
-
-    return Fleet.from_lab(lab, logs=logs)  # type: ignore[attr-defined,no-any-return]
-
-
 def make_app(fleet: FleetLike | None = None, lab: Path | None = None, logs: Path | None = None,
              clock: Callable[[], float] | None = None, *, poll_hz: float = 4.0) -> WattlabApp:
-    """Build the console; the CLI and the tests both use this."""
+    """Build the console; the CLI and the tests both use this (no fleet: the real one on `lab`)."""
+    logs_dir = resolve_logs_dir(logs)
     if fleet is None:
-        fleet = open_fleet(lab, logs)
-    return WattlabApp(fleet, lab_name=_lab_name(fleet, lab), logs_dir=resolve_logs_dir(logs),
+        from console.tui.live_fleet import open_lab_fleet
+
+        fleet = open_lab_fleet(lab, logs_dir)
+    return WattlabApp(fleet, lab_name=_lab_name(fleet, lab), logs_dir=logs_dir,
                       clock=clock or time.time, poll_hz=poll_hz)
 
 

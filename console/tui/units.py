@@ -26,9 +26,11 @@ def watts(w: float | None) -> str:
 
 
 def energy(j: float | None) -> str:
-    """Energy in J below one Wh (3600 J), else in Wh / kWh."""
+    """Energy in mJ below 1 J, J below one Wh (3600 J), else Wh / kWh."""
     if not _ok(j):
         return DASH
+    if 0 < abs(j) < 1:  # energy per query on fast devices
+        return f"{j * 1000:.1f} mJ" if abs(j) < 0.1 else f"{j * 1000:.0f} mJ"
     if abs(j) < 3600:
         return f"{j:.1f} J" if abs(j) < 1000 else f"{j:.0f} J"
     wh = j / 3600

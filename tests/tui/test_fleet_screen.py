@@ -188,3 +188,37 @@ async def test_q_with_jobs_running_explains_they_keep_running_and_how_to_reattac
         await pilot.pause()
         assert not app.is_running
     assert not fleet.closed  # the app leaves closing (not stopping jobs) to run_app
+
+
+async def test_a_starts_sampling_on_every_device_without_a_job(app: WattlabApp, fleet: FakeFleet) -> None:
+    fleet.start_job("sim-orin", "sim:jetson-agx-orin-64gb", {"workload": {"kind": "loadgen"}})
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await tick(app, pilot, fleet)
+        started = sorted(c[1] for c in fleet.calls if c[0] == "start")
+        assert started == ["local", "sim-h100", "sim-orin"]  # orin's own job + two sampling jobs
+        assert _cell(app, H100, "state") == "sampling"
+
+
+async def test_the_status_line_shows_the_selected_devices_last_notice(
+    app: WattlabApp, fleet: FakeFleet
+) -> None:
+    fleet.hang("local")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await tick(app, pilot, fleet, 2.0)
+        status = str(app.screen.query_one("#fleet-status").render())
+        assert "local/rapl: no data from host" in status
+        assert _cell(app, LOCAL, "state") == "stalled 2s"
+
+
+async def test_a_narrow_terminal_puts_gwp_before_the_other_numbers(app: WattlabApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FleetScreen) and screen.compact
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause()
+        assert not screen.compact
+        assert len(_keys(app)) == 3

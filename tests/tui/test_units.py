@@ -7,6 +7,7 @@ from console.tui import units
 
 
 def test_energy_is_in_joules_below_one_watt_hour_and_in_wh_above() -> None:
+    assert units.energy(0.456) == "456 mJ"
     assert units.energy(12.34) == "12.3 J"
     assert units.energy(3599.0) == "3599 J"
     assert units.energy(7200.0) == "2.00 Wh"

@@ -129,7 +129,7 @@ class CompareScreen(LiveScreen):
         n_stored = len(self.scenarios()) - 1
         self.query_one("#compare-status", Static).update(
             f"scenario [b]{self.scenario}[/b]  ·  {len(entries)} device(s)  ·  "
-            f"{n_stored} stored scenario(s) under {self.app.logs_dir}  ·  n: next scenario")  # type: ignore[attr-defined]
+            f"{n_stored} stored scenario(s) in {self.app.logs_dir.name}/  ·  n: next scenario")  # type: ignore[attr-defined]
 
     def _fill_table(self, entries: list[CompareEntry], front: set[int]) -> None:
         table = self.query_one(DataTable)

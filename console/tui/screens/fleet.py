@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -71,6 +72,24 @@ COLUMNS: tuple[Column, ...] = (
            SPARK_WIDTH),
 )
 SORTABLE = [c.key for c in COLUMNS if c.sort is not None]
+COMPACT_BELOW = 120  # terminal columns under which the table drops the interval and reorders
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_BY_KEY = {c.key: c for c in COLUMNS}
+# At 80 columns the numbers that matter most (power, GWP, GWP/query) come first and fit.
+COMPACT_COLUMNS: tuple[Column, ...] = (
+    _BY_KEY["host"],
+    Column("device", "device", lambda v: _short(v.name, 14), lambda v: v.name, 14),
+    _BY_KEY["state"],
+    _BY_KEY["power"],
+    Column("gwp", "GWP CO2e", lambda v: _right(units.grams(v.gwp.total_g if v.gwp else None)),
+           _BY_KEY["gwp"].sort, 9),
+    _BY_KEY["gwpq"], _BY_KEY["energy"], _BY_KEY["queries"], _BY_KEY["p50"], _BY_KEY["p99"], _BY_KEY["spark"],
+)
 
 
 def matches(view: DeviceView, text: str, host: str | None, category: str | None) -> bool:
@@ -95,6 +114,7 @@ class FleetScreen(LiveScreen):
         Binding("slash", "filter", "Filter"),
         Binding("h", "host_filter", "Host"),
         Binding("g", "category_filter", "Category"),
+        Binding("a", "sample_all", "Sample all"),
         Binding("p", "campaign", "Campaign"),
         Binding("escape", "clear_filters", "Clear", show=False),
     ]
@@ -110,6 +130,8 @@ class FleetScreen(LiveScreen):
         self._views: dict[str, DeviceView] = {}
         self._shown: list[str] = []  # row keys in table order
         self._cells: dict[str, tuple[Any, ...]] = {}
+        self.compact: bool | None = None
+        self.columns: tuple[Column, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield TopBar("fleet")
@@ -120,13 +142,29 @@ class FleetScreen(LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_column(" ", key="mark", width=1)
-        for col in COLUMNS:
-            table.add_column(col.label, key=col.key, width=col.width)
         self.query_one("#filter", Input).display = False
-        table.focus()
+        self._layout(self.app.size.width)
+        self.query_one(DataTable).focus()
         self.show_views(getattr(self.app, "views", []))
+
+    def on_resize(self) -> None:
+        if self._layout(self.size.width):
+            self.show_views(list(self._views.values()))
+
+    def _layout(self, width: int) -> bool:
+        """Pick the wide or compact columns for this width; True when the columns changed."""
+        compact = width < COMPACT_BELOW
+        if compact == self.compact:
+            return False
+        self.compact = compact
+        self.columns = COMPACT_COLUMNS if compact else COLUMNS
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_column(" ", key="mark", width=1)
+        for col in self.columns:
+            table.add_column(col.label, key=col.key, width=col.width)
+        self._shown = []  # rows are re-added by the next show_views
+        return True
 
     # -- refresh ------------------------------------------------------------------------------
     def show_views(self, views: list[DeviceView]) -> None:
@@ -147,11 +185,11 @@ class FleetScreen(LiveScreen):
         self._status()
 
     def _col_keys(self) -> list[str]:
-        return ["mark", *[c.key for c in COLUMNS]]
+        return ["mark", *[c.key for c in self.columns]]
 
     def _row(self, view: DeviceView) -> tuple[Any, ...]:
         mark = Text("●", style="bold #d787ff") if view.key in self.marked else Text(" ")
-        return (mark, *[c.cell(view) for c in COLUMNS])
+        return (mark, *[c.cell(view) for c in self.columns])
 
     def _ordered_keys(self) -> list[str]:
         shown = [v for v in self._views.values()
@@ -184,7 +222,13 @@ class FleetScreen(LiveScreen):
         if self.marked:
             parts.append(f"[b]{len(self.marked)}[/b] marked for compare")
         parts.append(f"{len(self._shown)} of {len(self._views)} devices")
+        selected = self._views.get(self.selected_key() or "")
+        if selected is not None and selected.message:
+            parts.append(f"[#ff875f]{escape(selected.key)}: {escape(selected.message)}[/]")
         self.query_one("#fleet-status", Static).update("  ·  ".join(parts))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._status()  # the status line names the selected device's last notice
 
     def selected_key(self) -> str | None:
         """Row key under the cursor, if any."""
@@ -267,6 +311,18 @@ class FleetScreen(LiveScreen):
         self.filter_text, self.host_filter, self.category_filter = "", None, None
         self.query_one(DataTable).focus()
         self._resort()
+
+    def action_sample_all(self) -> None:
+        """Start a sampling-only job on every shown device that has none (power and GWP start moving)."""
+        from console.tui.scenarios import sampling_spec
+
+        idle = [self._views[k] for k in self._shown if self._views[k].job_id is None
+                and self._views[k].state.value in ("idle", "stalled")]
+        if not idle:
+            self.notify("every shown device already runs a job", severity="warning")
+        for view in idle:
+            self.app.request(f"start sampling on {view.key}", self.app.fleet.start_job,  # type: ignore[attr-defined]
+                             view.host, view.device_id, sampling_spec())
 
     def action_campaign(self) -> None:
         self.app.ask_campaign()  # type: ignore[attr-defined]
