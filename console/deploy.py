@@ -28,6 +28,7 @@ MIN_PYTHON = (3, 6)
 PYZ_RE = re.compile(r"^agent-([0-9a-f]{16})\.pyz$")
 HASH_LEN = 16
 PROBE_TIMEOUT_S = 60.0  # the first probe may import jtop / initialise NVML, slow on a Jetson Nano
+COMMAND_TIMEOUT_S = 30.0  # a short remote command on a loaded board (Python start-up alone can take 1-2 s)
 
 
 class RemoteShell(Protocol):
@@ -126,7 +127,7 @@ def deploy(conn: RemoteShell, *, python: str = "python3", remote_home: str | Non
     Uploads only when `agent-<hash>.pyz` is missing or has the wrong size; prunes older agents,
     keeping the previous one (a daemon started from it may still be running and importing from it).
     """
-    version = check_python(conn, python, timeout_s)
+    version = check_python(conn, python, max(timeout_s, COMMAND_TIMEOUT_S))
     local, digest = build_agent(cache_dir, agent_root)
     sftp = conn.open_sftp()
     try:

@@ -53,6 +53,8 @@ def _children(pid: int) -> list[int]:
 class Sshd:
     """One sshd process. `start()` blocks until it answers with an SSH banner; `stop()` kills it."""
 
+    listen = "127.0.0.1"  # subclasses serve other addresses (tests/integration/netns_sshd.py)
+
     def __init__(self, root: Path, user_key: Path, name: str = "sshd") -> None:
         self.root = root
         self.name = name
@@ -64,17 +66,45 @@ class Sshd:
         self.log = root / "sshd.log"
 
     def start(self, timeout_s: float = 10.0) -> Sshd:
+        """Start (or restart, on the same port) and wait for the SSH banner."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.host_key.exists():
             keygen(self.host_key, comment=f"{self.name}-host")
-        auth = self.root / "authorized_keys"
-        auth.write_text(Path(str(self.user_key) + ".pub").read_text())
         # sshd refuses to start without its privilege-separation directory
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or self._pick_port()
+        self.write_config()
+        self.proc = subprocess.Popen(
+            self.argv(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.listen, self.port), timeout=1) as s:
+                    if s.recv(64).startswith(b"SSH-2.0"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sshd on {self.listen}:{self.port} did not answer within {timeout_s} s")
+
+    def _pick_port(self) -> int:
+        return free_port()
+
+    def argv(self) -> list[str]:
+        """The command line that runs this sshd in the foreground, logging to stderr."""
+        return [SSHD, "-D", "-e", "-f", str(self.config)]
+
+    def write_config(self) -> None:
+        """authorized_keys + sshd_config: key auth only, as the current user, on listen:port."""
+        auth = self.root / "authorized_keys"
+        auth.write_text(Path(str(self.user_key) + ".pub").read_text())
         self.config.write_text(
             "\n".join([
-                "ListenAddress 127.0.0.1",
+                f"ListenAddress {self.listen}",
                 f"Port {self.port}",
                 f"HostKey {self.host_key}",
                 f"PidFile {self.root / 'sshd.pid'}",
@@ -86,28 +116,16 @@ class Sshd:
                 "StrictModes no",
                 "UsePAM no",
                 "AllowTcpForwarding yes",
+                # many consoles' links at once (bench: 32 hosts on one sshd); the default 10:30:100
+                # randomly drops unauthenticated connections beyond 10
+                "MaxStartups 200",
+                "MaxSessions 200",
                 "PrintMotd no",
                 "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
                 "",
             ])
         )
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(64).startswith(b"SSH-2.0"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"sshd on port {self.port} did not answer within {timeout_s} s")
 
     def stop(self) -> None:
         """Stop the listener and every session it forked (their pids are children of the listener)."""
@@ -133,4 +151,4 @@ class Sshd:
     def known_hosts_line(self) -> str:
         """The known_hosts entry OpenSSH writes for this server (`[127.0.0.1]:port type key`)."""
         pub = Path(str(self.host_key) + ".pub").read_text().split()
-        return f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+        return f"[{self.listen}]:{self.port} {pub[0]} {pub[1]}\n"
