@@ -159,6 +159,9 @@ def _gwp(energy_j: float | None, duration_s: float, impact: ImpactContext | None
     res = gwp_fn(energy_j, duration_s, impact.hardware, impact.grid_g_per_kwh, pue=impact.pue,
                  lifetime_years=impact.lifetime_years, embodied=impact.embodied)
     notes = [] if impact.hardware is not None else ["no hardware profile: embodied share not counted"]
+    estimated = [str(e) for e in getattr(res, "estimated", ()) or ()]
+    if estimated:  # documented estimates behind the number (die area not public, memory class reused...)
+        notes.append("estimated inputs: " + ", ".join(estimated))
     return {k: float(getattr(res, k)) for k in ("operational", "embodied", "total", "low", "high")}, notes
 
 

@@ -440,19 +440,18 @@ def impact_context(hardware_id: str | None, grid: str | None, pue: float | None)
 
 def _summary(writer: store.RunWriter, recorder: JobRecorder, error: str | None) -> dict[str, Any]:
     meta = writer.read_meta()
-    run = store.load_run(writer.path)
     sampler = meta.get("sampler") or {}
     facts = RunFacts(sampler=sampler.get("name"), interval_ms=meta.get("interval_ms"),
                      idle_s=float(meta.get("idle_s") or 0.0), device=meta.get("device"),
                      total_rule=sampler.get("total_rule"), error=error,
                      extra_method={"agent_version": meta.get("agent_version")})
     context = impact_context(meta.get("hardware_id"), meta.get("grid"), meta.get("pue"))
-    rows = store.sample_rows(run)
+    rows = writer.rows("samples")
     duration = None
     started, ended = meta.get("started_wall"), meta.get("ended_wall")
     if not rows and started and ended:
         duration = max(0.0, float(ended) - float(started))  # nothing sampled: still record the time
-    summary = summarize_run(rows, store.query_rows(run), facts, context, duration_s=duration)
+    summary = summarize_run(rows, writer.rows("queries"), facts, context, duration_s=duration)
     if meta.get("device") == "none":  # say what could not be measured, and why
         reasons = meta.get("unavailable_samplers") or {}
         summary["method"]["notes"] += [f"{name}: {why}" for name, why in sorted(reasons.items())]

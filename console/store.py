@@ -190,6 +190,16 @@ class RunWriter:
                 raise StoreError(f"cannot append {stream}: {exc}", where=str(self.path)) from exc
             return len(fresh)
 
+    def rows(self, stream: str) -> list[list]:
+        """The wire rows stored so far in a stream ("samples" or "queries"), unique by seq, in seq order."""
+        with self._lock:
+            if not self._parts[stream]._fh.closed:
+                self._parts[stream]._fh.flush()
+        by_seq: dict[int, list] = {}
+        for r in _parts_frame(self.path, stream):
+            by_seq.setdefault(int(r[0]), r)
+        return [by_seq[k] for k in sorted(by_seq)]
+
     def last_seq(self, stream: str) -> int:
         """Highest seq such that every seq up to it is stored (-1 when none): where a backfill starts."""
         if stream == "events":
