@@ -140,6 +140,8 @@ class TegrastatsSampler(Sampler):
                 bufsize=1,
             )
         except OSError as exc:
+            self._stderr_file.close()
+            self._stderr_file = None
             raise SamplerUnavailable("cannot start {}: {}".format(path, exc)) from None
         self._thread = threading.Thread(target=self._reader, name="tegrastats-reader", daemon=True)
         self._thread.start()
