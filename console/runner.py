@@ -270,24 +270,49 @@ def attach(run_dir: str | Path, on_progress: Callable[[Progress], None] | None =
            link: Link | None = None, stop: threading.Event | None = None) -> RunResult:
     """Re-attach to the job of an unfinished run (the console was killed): backfill from the stored
     last seq, keep recording until the job ends, then finish the run."""
-    writer = store.RunWriter.reopen(run_dir)
-    meta = writer.read_meta()
-    if not meta.get("job_id") or not meta.get("target"):
-        raise UsageError("run.json has no job_id/target to attach to", where=str(run_dir))
+    meta = _read_run_meta(run_dir)
     host = _host_from_meta(meta)
     own_link = link is None
     link = link or open_link(host)
     try:
-        recorder = JobRecorder(writer, meta["job_id"])
-        link.track(recorder.job_id, recorder)
-        link.add_listener(recorder.on_event)
-        stored = link.backfill(recorder.job_id, recorder)
-        writer.event("attach", host=host.name, samples_backfilled=stored["samples"],
-                     queries_backfilled=stored["queries"])
-        return follow(link, ActiveRun(host, writer, recorder), on_progress, stop)
+        active = reattach(link, run_dir, host)
+        return follow(link, active, on_progress, stop)
     finally:
         if own_link:
             link.close()
+
+
+def reattach(link: Link, run_dir: str | Path, host: Host | None = None) -> ActiveRun:
+    """Reopen an unfinished run, track its job on link and backfill what is missing (then follow())."""
+    meta = _read_run_meta(run_dir)
+    host = host or _host_from_meta(meta)
+    writer = store.RunWriter.reopen(run_dir)
+    recorder = JobRecorder(writer, meta["job_id"])
+    link.track(recorder.job_id, recorder)
+    link.add_listener(recorder.on_event)
+    try:
+        stored = link.backfill(recorder.job_id, recorder)
+    except BaseException as exc:
+        link.untrack(recorder.job_id)
+        link.remove_listener(recorder.on_event)
+        writer.event("error", message=f"cannot re-attach: {exc}")
+        writer.close()
+        raise
+    writer.event("attach", host=host.name, samples_backfilled=stored["samples"],
+                 queries_backfilled=stored["queries"])
+    spec = JobSpec(device=meta.get("device"), interval_ms=meta.get("interval_ms") or 100,
+                   idle_s=meta.get("idle_s") or 0.0, duration_s=meta.get("duration_s"),
+                   workload=meta.get("workload"))
+    return ActiveRun(host, writer, recorder, spec)
+
+
+def _read_run_meta(run_dir: str | Path) -> dict[str, Any]:
+    meta = store.read_meta(run_dir)
+    if not meta.get("job_id") or not meta.get("target"):
+        raise UsageError("run.json has no job_id/target to attach to", where=str(run_dir))
+    if (Path(run_dir) / "summary.json").exists() and not any(Path(run_dir).glob("*.part.jsonl")):
+        raise UsageError("run is already finished; nothing to attach to", where=str(run_dir))
+    return meta
 
 
 def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None] | None = None,

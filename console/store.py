@@ -28,6 +28,7 @@ tests/console/test_store.py measures the bytes per row and per timestamp on a si
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -43,6 +44,7 @@ from typing import Any
 from console.errors import WattlabError
 
 TOTAL_RAIL = "total"
+LOCK_NAME = ".writer.lock"  # present only while a writer holds the run
 STREAMS = ("samples", "queries")
 _FSYNC_EVERY_S = 1.0
 
@@ -143,9 +145,12 @@ class RunWriter:
         self._seen = {s: SeqSet() for s in STREAMS}
         self._event_seqs = SeqSet()
         self._finished = False
+        self._lockfd: int | None = None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._lockfd = _lock_run(self.path)
             if (self.path / "summary.json").exists() and not _has_parts(self.path):
+                self._unlock()
                 raise StoreError("run is already finished", where=str(self.path))
             # Re-opening a run (measure --attach, campaign resume) continues its parts and seqs.
             for stream in STREAMS:
@@ -263,6 +268,7 @@ class RunWriter:
                     (self.path / f"{stream}.part.jsonl").unlink(missing_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot finish run (parts kept): {exc}", where=str(self.path)) from exc
+            self._unlock()
         return self.path
 
     def close(self) -> None:
@@ -272,12 +278,33 @@ class RunWriter:
                 part.close()
             self._events.close()
             self._finished = True
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lockfd is not None:
+            (self.path / LOCK_NAME).unlink(missing_ok=True)
+            os.close(self._lockfd)  # closing the descriptor releases the flock
+            self._lockfd = None
 
     def _check_open(self, allow_finished: bool = False) -> None:
         if self._finished and not allow_finished:
             raise StoreError("run is already finished", where=str(self.path))
         if self._finished and self._events._fh.closed:
             self._events = _PartFile(self.path / "events.jsonl")
+
+
+def _lock_run(path: Path) -> int:
+    """Take the run directory's writer lock: two consoles never record the same run at once."""
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError("run is being recorded by another wattlab process", where=str(path),
+                         fix="wait for it to finish, or stop that process first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 # --- conversion -----------------------------------------------------------------------------
@@ -420,6 +447,19 @@ def query_rows(run: Run) -> list[list]:
     import pyarrow as pa
 
     return _parquet_rows(pa.Table.from_pandas(run.queries, preserve_index=False), "queries")
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """run.json of a run directory; StoreError when there is none."""
+    meta = _read_json(Path(path) / "run.json")
+    if meta is None:
+        raise StoreError("not a run directory (no readable run.json)", where=str(path))
+    return meta
+
+
+def unfinished_runs(root: str | os.PathLike[str]) -> list[Path]:
+    """Run directories under root that still have parts (being recorded, or left by a crash)."""
+    return sorted({p.parent for p in Path(root).glob("*/*/*.part.jsonl")})
 
 
 @dataclass(frozen=True)

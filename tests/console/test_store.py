@@ -161,3 +161,13 @@ def test_parquet_stays_under_8_bytes_per_stored_reading(tmp_path):
     per_timestamp = size / n
     print(f"samples.parquet: {size} B, {per_reading:.2f} B/reading, {per_timestamp:.2f} B/timestamp")
     assert per_reading <= 8.0
+
+
+def test_two_writers_never_record_the_same_run(tmp_path):
+    w = RunWriter(tmp_path, None, host="h", device="d")
+    with pytest.raises(store.StoreError, match="another wattlab process"):
+        RunWriter.reopen(w.path)
+    w.close()
+    w2 = RunWriter.reopen(w.path)  # free again once the first one let go
+    w2.finish({})
+    assert not (w.path / store.LOCK_NAME).exists()
