@@ -10,6 +10,7 @@ relative to the current power. Python 3.6 compatible.
 
 import math
 import random
+import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents.samplers.base import Clock, Reading, Sampler
@@ -103,6 +104,8 @@ class SimSampler(Sampler):
         self.shape = shape
         self.seed = seed
         self._rng = random.Random(seed)
+        # set_load() comes from the workload thread, read() from the sampling thread.
+        self._lock = threading.Lock()
         self._opened = False
         self._t0 = 0.0
         self._t_ref = 0.0  # start of the current response segment
@@ -162,22 +165,25 @@ class SimSampler(Sampler):
 
     # --- Sampler ------------------------------------------------------------------------
     def set_load(self, level: float) -> None:
-        t = self.clock()
-        self._advance(t)
-        self._level_ref = self.level_at(t)
-        self._t_ref = t
-        self._target = min(1.0, max(0.0, float(level)))
+        with self._lock:
+            t = self.clock()
+            self._advance(t)
+            self._level_ref = self.level_at(t)
+            self._t_ref = t
+            self._target = min(1.0, max(0.0, float(level)))
 
     def read(self) -> Reading:
-        t = self.clock()
-        self._advance(t)
-        watts = self.power_at(t)
-        if self.noise > 0:
-            watts = max(0.0, watts * (1.0 + self._rng.gauss(0.0, self.noise)))
+        with self._lock:
+            t = self.clock()
+            self._advance(t)
+            watts = self.power_at(t)
+            energy_j = self._energy_j
+            if self.noise > 0:
+                watts = max(0.0, watts * (1.0 + self._rng.gauss(0.0, self.noise)))
         rails: Dict[str, Optional[float]] = {}
         for rail, fraction in _RAILS[self.family]:
             rails[rail] = watts if fraction is None else watts * fraction
-        return Reading(t, rails, watts, self._energy_j)
+        return Reading(t, rails, watts, energy_j)
 
     def close(self) -> None:
         self._opened = False
