@@ -40,8 +40,9 @@ def test_deploy_uploads_the_agent_and_its_probe_lists_sim_devices(
     conn, ssh_env: SshEnv, tmp_path: Path
 ) -> None:
     home = ssh_env.fresh_home("deploy-probe")
-    info = deploy(conn, remote_home=str(home), cache_dir=tmp_path)
-    pyz = home / ".cache" / "wattlab" / f"agent-{agent_source_hash()}.pyz"
+    root = _agent_variant(tmp_path, "v1")  # a frozen copy: the shared tree may change under the test
+    info = deploy(conn, remote_home=str(home), cache_dir=tmp_path, agent_root=root)
+    pyz = home / ".cache" / "wattlab" / f"agent-{agent_source_hash(root)}.pyz"
     assert info.uploaded and info.pyz == str(pyz) and pyz.is_file()
     assert info.probe["agent_version"] == AGENT_VERSION
     assert info.probe["python"].startswith(info.python_version[:3])
@@ -52,10 +53,11 @@ def test_deploy_uploads_the_agent_and_its_probe_lists_sim_devices(
 def test_redeploy_happens_only_when_the_hash_changes(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
     home = ssh_env.fresh_home("redeploy")
     agent_dir = home / ".cache" / "wattlab"
-    first = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False)
+    v1 = _agent_variant(tmp_path, "v1")
+    first = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False, agent_root=v1)
     mtime = os.stat(first.pyz).st_mtime_ns
     time.sleep(0.01)
-    again = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False)
+    again = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False, agent_root=v1)
     assert (first.uploaded, again.uploaded) == (True, False)
     assert os.stat(first.pyz).st_mtime_ns == mtime
 
