@@ -299,7 +299,13 @@ class Job(object):
             self._fail("internal error in job: {}: {}".format(type(exc).__name__, exc))
             self._log("traceback", text=traceback.format_exc()[-2000:])
         finally:
-            self._finish()
+            try:
+                self._finish()
+            except Exception as exc:
+                # Never leave a job looking "running" forever: whatever broke, it has ended.
+                self.error = self.error or "internal error while ending the job: {}".format(exc)
+                self.state = "failed"
+                self._publish({"event": "job", "state": "failed", "error": self.error})
 
     def _loop(self) -> None:
         interval = self.spec["interval_ms"] / 1000.0

@@ -268,6 +268,28 @@ class BridgeTest(HomeCase):
         second.kill()
         self.assertTrue(pid_alive(first.hello["pid"]))  # killing bridges never stops the daemon
 
+    def test_a_killed_daemon_loses_at_most_a_tenth_of_a_second_and_its_job_reads_interrupted(self):
+        first = Bridge(self.home)
+        pid = first.hello["pid"]
+        self.daemon_pids.add(pid)
+        started = first.client.call("start", device="sim:tesla-t4", interval_ms=50, job_id="crash")
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGKILL)  # OOM killer, reboot of the agent, a bug: no chance to flush
+        t_kill = time.monotonic() - started["t0_mono"]
+        first.kill()
+        self.assertTrue(wait_for(lambda: not pid_alive(pid)))
+        second = Bridge(self.home)
+        self.daemon_pids.add(second.hello["pid"])
+        status = second.client.call("status", job="crash")
+        self.assertEqual(status["state"], "interrupted")
+        self.assertIn("daemon", status["error"])
+        rows = second.client.call("fetch", job="crash", stream="samples", after_seq=-1, limit=100000)["rows"]
+        self.assertEqual([r[0] for r in rows], list(range(len(rows))))
+        self.assertGreater(rows[-1][1], t_kill - 0.1 - 0.05 - 0.05)  # write cadence + one interval + slack
+        events = second.client.call("fetch", job="crash", stream="events", after_seq=-1, limit=100)["rows"]
+        self.assertEqual(events[-1][3]["state"], "interrupted")
+        second.kill()
+
     def test_two_bridges_starting_at_once_start_one_daemon(self):
         results = []
 

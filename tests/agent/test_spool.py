@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import unittest
 
-from agents import spool as spool_mod
 from agents.spool import INDEX_EVERY, JobSpool, Spool, SpoolError, Stream
 
 
@@ -148,22 +147,34 @@ class StreamTest(TmpDirCase):
 
 
 class JobSpoolTest(TmpDirCase):
-    def test_flush_waits_for_the_batch_interval(self):
+    def test_rows_are_written_every_tenth_of_a_second_and_synced_every_half(self):
         clock = FakeClock()
         root = Spool(self.tmp)
         root.create("j1", {"state": "running"}).close()
         js = JobSpool(root.job_path("j1"), clock=clock)
         path = os.path.join(js.path, "samples.jsonl")
-        js.append("samples", [0.0, 1.0, {}, None])
-        js.maybe_flush()  # the first call writes
-        size = os.path.getsize(path)
-        js.append("samples", [0.1, 1.0, {}, None])
-        clock.t += spool_mod.FLUSH_EVERY_S / 2
-        js.maybe_flush()
-        self.assertEqual(os.path.getsize(path), size)
-        clock.t += spool_mod.FLUSH_EVERY_S / 2
-        js.maybe_flush()
-        self.assertGreater(os.path.getsize(path), size)
+        syncs = []
+        js.streams["samples"]._fsync = syncs.append
+        sizes = []
+        for i in range(12):  # one row every 50 ms for 0.6 s
+            clock.t = 100.0 + i * 0.05
+            js.append("samples", [i * 0.05, 1.0, {}, None])
+            js.maybe_flush()
+            sizes.append(os.path.getsize(path))
+        grew = [i for i in range(1, 12) if sizes[i] > sizes[i - 1]]
+        self.assertEqual(grew, [2, 4, 6, 8, 10])  # the first call wrote, then every 0.1 s
+        self.assertEqual(len(syncs), 2)  # at 0 s and at 0.5 s
+
+    def test_an_unsynced_flush_writes_without_fsync(self):
+        syncs = []
+        s = Stream(self.path("s.jsonl"), fsync=syncs.append)
+        s.append([0])
+        s.flush(sync=False)
+        self.assertEqual((os.path.getsize(self.path("s.jsonl")), syncs), (len(b"[0,0]\n"), []))
+        s.flush(sync=True)
+        self.assertEqual(len(syncs), 1)
+        s.flush(sync=True)  # nothing new written: nothing to sync
+        self.assertEqual(len(syncs), 1)
 
     def test_ack_is_recorded_in_job_json_and_survives_reopen(self):
         root = Spool(self.tmp)
