@@ -51,6 +51,12 @@ def open_sampler(
     other options go to the samplers that take them (root=, binary=, nvml=, jtop=, seed=, ...).
     Raises SamplerUnavailable naming what exists, SamplerPermission, or SamplerError."""
     forced = opts.pop("sampler", None)
+    known = set()
+    for cls in SAMPLERS.values():
+        known.update(inspect.signature(cls.__init__).parameters)
+    unknown = sorted(set(opts) - known)
+    if unknown:  # a typo would otherwise be dropped silently by every sampler
+        raise TypeError("open_sampler: no sampler takes option(s) {}".format(", ".join(unknown)))
     if forced is not None and forced not in SAMPLERS:
         raise SamplerUnavailable("unknown sampler {!r}; samplers: {}".format(forced, ", ".join(SAMPLERS)))
     if device_id.startswith("sim:") and len(device_id) > 4:

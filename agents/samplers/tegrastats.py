@@ -136,8 +136,6 @@ class TegrastatsSampler(Sampler):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr_file,
-                universal_newlines=True,
-                bufsize=1,
             )
         except OSError as exc:
             self._stderr_file.close()
@@ -166,8 +164,8 @@ class TegrastatsSampler(Sampler):
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         try:
-            for line in proc.stdout:
-                self._take(line)
+            for raw in proc.stdout:  # bytes: no dependence on the device's locale (C/ASCII on JP4)
+                self._take(raw.decode("utf-8", "replace"))
         except (OSError, ValueError):  # stdout closed under us by close(): nothing more to read
             pass
         # EOF: the process is gone; keep a bit of its stderr to explain why.

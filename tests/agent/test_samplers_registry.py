@@ -38,6 +38,11 @@ class RegistryTest(unittest.TestCase):
             open_sampler("jetson", 100, sampler="nope")
         self.assertIn("tegrastats", str(cm.exception))
 
+    def test_an_option_no_sampler_takes_is_a_type_error(self):
+        with self.assertRaises(TypeError) as cm:
+            open_sampler("none", 100, roott="/sys")
+        self.assertIn("roott", str(cm.exception))
+
     def test_jetson_prefers_ina3221_sysfs(self):
         make_jp4_tree(self.root, [("VDD_IN", 5000)])
         binary, _ = make_fake_tegrastats(self.root, "tx2_jp4_no-units.txt")
