@@ -146,6 +146,7 @@ class ScheduleResult:
     relay_stats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    made: dict[str, list] = field(default_factory=dict)  # namespaces, veths, sshd pids: gone after the run
 
     @property
     def samples_lost(self) -> int:
@@ -247,8 +248,8 @@ class _HostRun:
         total = run.total()
         seqs = sorted(int(s) for s in total["seq"])
         device = _device_rows(self.link, res.job_id)
-        stored = {int(s): (round(float(t), 4), w) for s, t, w in zip(total["seq"], total["t"], total["watts"],
-                                                                    strict=True)}
+        stored = {int(s): (round(float(t), 4), _w(w)) for s, t, w in zip(total["seq"], total["t"],
+                                                                         total["watts"], strict=True)}
         matches = all(stored.get(r[0]) == (round(float(r[1]), 4), _w(r[2])) for r in device)
         backfilled = sum(_backfilled(e) for e in run.events)
         rec = CellRecord(
@@ -277,7 +278,8 @@ def _backfilled(event: dict) -> int:
 
 
 def _w(x: object) -> float | None:
-    return None if x is None else round(float(x), 3)  # the store keeps watts to the milliwatt
+    # the store keeps watts to the milliwatt, as float32: compare at that precision
+    return None if x is None or x != x else round(float(x), 3)
 
 
 def _device_rows(link: Link, job: str) -> list[list]:
@@ -324,6 +326,11 @@ def run_schedule(root: Path, *, cells: int = 2, cell_s: float = 6.0, interval_ms
             result.elapsed_s = time.monotonic() - t0
             result.reconnects = {n: lk.reconnects for n, lk in links.items()}
             result.states_seen = {r.fh.name: r.states for r in runs}
+            result.made = {
+                "netns": [h.ns.name for h in field_lab.hosts.values() if h.ns],
+                "veths": [h.ns.veth_host for h in field_lab.hosts.values() if h.ns],
+                "sshd_pids": [h.sshd.proc.pid for h in field_lab.hosts.values() if h.sshd.proc],
+            }
             relay = field_lab.hosts["wl-slow"].relay
             result.relay_stats = dict(relay.stats) if relay else {}
         finally:
