@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console import runner
+from console import runner, store
 from console.errors import UsageError, WattlabError
 from console.lab import Host, Lab
 from console.link import Link, LinkState
@@ -167,6 +167,36 @@ class Fleet:
         finally:
             entry.probing = False
             self._bump()
+        if entry.probe_error is None:
+            self._adopt(entry)
+
+    def _adopt(self, entry: _HostEntry) -> None:
+        """Pick up runs this lab left unfinished (console closed or killed) whose job the host still
+        has: backfill them and keep recording, so closing the laptop loses nothing."""
+        candidates = []
+        for run_dir in store.unfinished_runs(self.store_root):
+            try:
+                meta = store.read_meta(run_dir)
+            except WattlabError:
+                continue
+            if meta.get("host") == entry.host.name and meta.get("target") == entry.host.target:
+                candidates.append((run_dir, meta))
+        if not candidates:
+            return
+        try:
+            known = {j.get("job") for j in entry.link.call("jobs").get("jobs", [])}
+        except WattlabError:
+            return
+        for run_dir, meta in candidates:
+            with self._lock:
+                if meta.get("job_id") not in known or meta.get("job_id") in self._jobs:
+                    continue
+            try:
+                active = runner.reattach(entry.link, run_dir, entry.host)
+            except WattlabError:
+                continue  # another console records it (locked), or the job vanished meanwhile
+            self._register(entry, active, meta.get("campaign") if meta.get("campaign") != "adhoc" else None,
+                           None)
 
     # -- live events --
     def _on_event(self, entry: _HostEntry, msg: dict) -> None:
@@ -207,19 +237,27 @@ class Fleet:
         if device is not None:
             spec = runner.JobSpec(**{**spec.__dict__, "device": device})
         active = runner.begin_job(entry.link, entry.host, spec, self.store_root, campaign)
+        self._register(entry, active, campaign, on_done)
+        return active.job_id
+
+    def _register(self, entry: _HostEntry, active: runner.ActiveRun, campaign: str | None,
+                  on_done: Callable[[runner.RunResult], None] | None) -> None:
+        """Show a recorded job in the snapshots and follow it to its end on a thread of its own."""
         meta = active.writer.read_meta()
         try:
             impact = runner.impact_context(meta.get("hardware_id"), meta.get("grid"), meta.get("pue"))
         except WattlabError:
             impact = None
-        job = _Job(active, meta["device"], campaign, self._clock(), meta.get("t0_wall"), impact)
+        started = self._clock()
+        if meta.get("t0_wall"):  # a re-attached job has been running for a while
+            started -= max(0.0, self._wall() - float(meta["t0_wall"]))
+        job = _Job(active, meta["device"], campaign, started, meta.get("t0_wall"), impact)
         with self._lock:
             self._jobs[active.job_id] = job
         job.thread = threading.Thread(target=self._follow, args=(entry, job, on_done),
                                       name=f"job {active.job_id}", daemon=True)
         job.thread.start()
         self._bump()
-        return active.job_id
 
     def _follow(self, entry: _HostEntry, job: _Job,
                 on_done: Callable[[runner.RunResult], None] | None) -> None:

@@ -288,6 +288,10 @@ def reattach(link: Link, run_dir: str | Path, host: Host | None = None) -> Activ
     host = host or _host_from_meta(meta)
     writer = store.RunWriter.reopen(run_dir)
     recorder = JobRecorder(writer, meta["job_id"])
+    # the running figures continue from what is already stored
+    for r in writer.rows("samples"):
+        recorder.energy.add(r[1], r[2])
+        recorder.last_t, recorder.power_w = r[1], r[2]
     link.track(recorder.job_id, recorder)
     link.add_listener(recorder.on_event)
     try:

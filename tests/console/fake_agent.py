@@ -143,6 +143,8 @@ class FakeAgent:
             job = self.start_job(args)
             return {"job": job.id, "t0_wall": job.t0_wall,
                     "sampler": {"name": "sim", "device": args["device"], "total_rule": "sum of rails"}}
+        if op == "jobs":
+            return {"jobs": [{"job": j.id, "state": j.state} for j in self.jobs.values()]}
         job = self.jobs[args["job"]]
         if op == "stop":
             job.stop_flag.set()
@@ -154,8 +156,6 @@ class FakeAgent:
             return {"seq": seq}
         if op == "status":
             return {"job": job.id, "state": job.state}
-        if op == "jobs":
-            return {"jobs": [{"job": j.id, "state": j.state} for j in self.jobs.values()]}
         if op == "fetch":
             spool = job.spool[args["stream"]]
             rows = [r for r in spool if r[0] > args["after_seq"]][: args.get("limit", 1000)]

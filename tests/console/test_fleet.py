@@ -122,3 +122,24 @@ def test_the_default_lab_runs_local_and_both_simulated_devices_on_the_real_agent
     finally:
         fleet.close()
         stop_local_daemon(home)
+
+
+def test_a_new_fleet_picks_up_the_run_a_closed_one_left_and_completes_it(two_hosts, tmp_path):
+    agent, _hang, lab, factory_for = two_hosts
+    fleet = Fleet(lab, tmp_path, factory_for=factory_for).start()
+    assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+    job_id = fleet.start_job("good", None, runner.JobSpec(interval_ms=10, duration_s=1.5))
+    time.sleep(0.3)
+    fleet.close()  # the laptop closes; the job goes on
+    time.sleep(0.3)
+
+    again = Fleet(lab, tmp_path, factory_for=factory_for).start()
+    try:
+        assert _wait(lambda: _by_host(again)["good"].job_id == job_id)
+        assert _by_host(again)["good"].energy_j > 5  # includes what was stored before the close
+        result = again.wait_job(job_id, timeout_s=10)
+        run = load_run(result.run_dir)
+        spooled = [r[0] for r in agent.jobs[job_id].spool["samples"]]
+        assert run.complete and list(run.total()["seq"]) == spooled == list(range(len(spooled)))
+    finally:
+        again.close()
