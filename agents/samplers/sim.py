@@ -166,6 +166,9 @@ class SimSampler(Sampler):
     # --- Sampler ------------------------------------------------------------------------
     def set_load(self, level: float) -> None:
         with self._lock:
+            if not self._opened:  # before open(): the device simply starts at this load
+                self._target = self._level_ref = min(1.0, max(0.0, float(level)))
+                return
             t = self.clock()
             self._advance(t)
             self._level_ref = self.level_at(t)
@@ -173,6 +176,8 @@ class SimSampler(Sampler):
             self._target = min(1.0, max(0.0, float(level)))
 
     def read(self) -> Reading:
+        if not self._opened:
+            self.open()  # energy counts from the first use, never from clock zero
         with self._lock:
             t = self.clock()
             self._advance(t)

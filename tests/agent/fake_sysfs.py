@@ -1,4 +1,5 @@
-"""Fake sysfs trees in a temporary directory, for the ina3221 and rapl samplers (and any other test).
+"""Fake sysfs trees in a temporary directory, for the ina3221 and rapl samplers (and any other test),
+and FakeClock, the hand-driven monotonic clock the sampler tests share.
 
 Layouts follow reference/power-sources.md §2.5 (INA3221) and §4 (powercap). Values are written in
 place (same inode), as sysfs would present a new value, so descriptors kept open see the change.

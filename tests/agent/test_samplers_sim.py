@@ -103,6 +103,16 @@ class SimModelTest(unittest.TestCase):
         notes = " ".join(s.describe()["notes"])
         self.assertIn("unknown hardware id 'quantum-toaster'", notes)
 
+    def test_a_load_set_before_open_is_where_the_device_starts(self):
+        clock = FakeClock()
+        s = SimSampler("sim:h100-pcie-80gb", clock, noise=0)
+        s.set_load(1.0)
+        s.open()
+        clock.tick(1.0)
+        r = s.read()
+        self.assertAlmostEqual(r.total_w, s.load_w)
+        self.assertAlmostEqual(r.energy_j, s.load_w * 1.0)
+
     def test_describe_says_idle_power_is_a_simulation_assumption(self):
         notes = " ".join(SimSampler("sim:jetson-agx-orin-64gb", FakeClock()).describe()["notes"])
         self.assertIn("idle 9.0 W (simulation assumption: 15 % of TDP)", notes)
