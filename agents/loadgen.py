@@ -194,6 +194,8 @@ class _Pool(object):
                         self._run.not_run += 1  # stopped: not run, not reported as a query
                     else:
                         self._run.query(qid, samples, issue_t, extra)
+                except Exception as exc:  # emit failed (spool): a dead worker would hang drain()
+                    self._run.crash(exc)
                 finally:
                     if done is not None:
                         done()
@@ -237,11 +239,23 @@ class _Run(object):
         self.errors: Dict[str, int] = {}
         self.first_error: Optional[str] = None
         self.stop_reason: Optional[str] = None
+        self.crashed: Optional[Exception] = None
         self.latencies_ms: List[float] = []
         self.t_start = clock()
         self.t_end = self.t_start
 
     # --- recording ---------------------------------------------------------------------------
+
+    def crash(self, exc: Exception) -> None:
+        """A worker could not record a query: stop the run; run_builtin/run_mlperf raise it after."""
+        with self.lock:
+            if self.crashed is None:
+                self.crashed = exc
+                self.stop_reason = "internal error: {!r}".format(exc)
+
+    def _raise_crash(self) -> None:
+        if self.crashed is not None:
+            raise LoadgenError("recording a query failed: {!r}".format(self.crashed))
 
     def stopping(self) -> bool:
         if self.stop_reason is None and self._should_stop():
@@ -305,6 +319,7 @@ class _Run(object):
         self.t_start = self.clock()
         getattr(self, "_run_" + scenario)()
         self.t_end = self.clock()
+        self._raise_crash()
 
     def _sequential(self, per_query: int) -> None:
         for qid in range(self.p["queries"]):
@@ -442,6 +457,7 @@ class _Run(object):
             lg.DestroySUT(sut_h)
             pool.close()
         self.mlperf_result = _mlperf_result(log_dir)
+        self._raise_crash()
 
     # --- summary -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import collections
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import threading
@@ -158,16 +159,17 @@ class ArgvSut(Sut):
         env = _env_of(self.spec) or dict(os.environ)
         env["WATTLAB_SAMPLES"] = joined
         try:
+            # Own session: a timeout kills the whole process group, children included.
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=self.cwd, env=env,
+                cwd=self.cwd, env=env, start_new_session=True,
             )
         except OSError as exc:
             raise SutError("cannot start sut {!r}: {}".format(argv[0], exc)) from None
         try:
             _out, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill_group(proc)
             proc.communicate()
             raise SutError("sut {!r} timed out after {:g} s".format(argv[0], self.timeout_s)) from None
         if proc.returncode != 0:
@@ -291,6 +293,14 @@ class ArgvServerSut(Sut):
 
     def describe(self) -> Dict[str, Any]:
         return {"kind": self.kind, "mode": "server", "argv": self.argv, "timeout_s": self.timeout_s}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group of a process started with start_new_session=True."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
 
 
 def _answer_extra(answer: str, name: str) -> Dict[str, Any]:

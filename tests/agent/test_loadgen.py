@@ -146,6 +146,19 @@ class ErrorTest(unittest.TestCase):
             self.assertIn(key, str(ctx.exception))
 
 
+    def test_a_failing_query_recorder_ends_a_pooled_run_with_an_error_instead_of_hanging(self):
+        def emit(qid, *rest):
+            raise IOError("disk full")
+
+        t0 = time.monotonic()
+        with self.assertRaises(LoadgenError) as ctx:
+            run_workload({"scenario": "offline", "queries": 20, "workers": 2, "generator": "builtin",
+                          "sut": {"kind": "builtin", "work_ms": 1}},
+                         time.monotonic, emit, lambda lvl: None, lambda: False)
+        self.assertIn("disk full", str(ctx.exception))
+        self.assertLess(time.monotonic() - t0, 5.0)
+
+
 class StopTest(unittest.TestCase):
     def test_should_stop_is_honoured_between_queries(self):
         rec, summary = run(Recorder(stop_after=3), scenario="singlestream", queries=50)

@@ -81,6 +81,17 @@ class ArgvPerQueryTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 3.0)
 
 
+    def test_timeout_also_kills_the_commands_children(self):
+        # The child keeps stdout open: if it survived, reading the output would wait for it.
+        src = ("import subprocess, sys, time; "
+               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(5)']); time.sleep(5)")
+        sut = make_sut({"kind": "argv", "argv": [PY, "-c", src], "timeout_s": 0.5})
+        t0 = time.monotonic()
+        with self.assertRaises(SutError):
+            sut.infer([0])
+        self.assertLess(time.monotonic() - t0, 3.0)
+
+
 class ArgvServerTest(unittest.TestCase):
     def make(self, *args, **kw):
         spec = {"kind": "argv", "mode": "server", "argv": [PY, "-c", SERVER_SRC] + [str(a) for a in args]}
