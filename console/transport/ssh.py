@@ -10,6 +10,7 @@ A hop's own ProxyJump is not followed (list the whole chain in the target's Prox
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -23,6 +24,10 @@ import paramiko
 from console.errors import HostError, HostKeyError
 from console.transport import hostkeys
 from console.transport.base import Channel, Transport
+
+# paramiko logs every failed handshake with a traceback; without a handler Python's last-resort
+# handler would print it on the operator's terminal. We report each failure as one HostError instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_KEEPALIVE_S = 15  # an idle NAT or firewall drops silent TCP flows after minutes; stay well under
@@ -113,7 +118,9 @@ def resolve(target: str, config: paramiko.SSHConfig, timeout_s: float | None = N
     cfg = config.lookup(alias)
     known_user, known_global = hostkeys.known_hosts_files(cfg)
     jump = cfg.get("proxyjump")
-    timeout = timeout_s or _float(cfg.get("connecttimeout")) or DEFAULT_CONNECT_TIMEOUT_S
+    # the lab's timeout and ssh_config's ConnectTimeout are both limits the user set: the stricter wins
+    limits = [t for t in (timeout_s, _float(cfg.get("connecttimeout"))) if t]
+    timeout = min(limits) if limits else DEFAULT_CONNECT_TIMEOUT_S
     keepalive = int(_float(cfg.get("serveraliveinterval")) or DEFAULT_KEEPALIVE_S)
     return Endpoint(
         alias=alias,
@@ -201,7 +208,11 @@ def _connect_hop(ep: Endpoint, host: str, sock: Any, accept_hint: str,
 
 
 def _connect_error(host: str, ep: Endpoint, exc: BaseException) -> BaseException:
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    # paramiko reports a silent server as SSHException, not as a timeout: no banner, or a key
+    # exchange still unfinished when start_client(timeout) gives up ("No existing session")
+    text = str(exc).lower()
+    silent = isinstance(exc, paramiko.SSHException) and ("banner" in text or "no existing session" in text)
+    if silent or isinstance(exc, TimeoutError):
         return HostError(host, f"no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout_s:g} s",
                          fix="check that the host is up and reachable; raise timeout_s in the lab file "
                          "or ConnectTimeout in ssh config for slow links")
@@ -224,9 +235,11 @@ def _connect_error(host: str, ep: Endpoint, exc: BaseException) -> BaseException
 class SshConnection:
     """An authenticated SSH connection to one host, possibly through jump hosts."""
 
-    def __init__(self, host: str, endpoint: Endpoint, clients: list[paramiko.SSHClient]) -> None:
+    def __init__(self, host: str, endpoint: Endpoint, clients: list[paramiko.SSHClient],
+                 jumps: list[Endpoint] | None = None) -> None:
         self.host = host
         self.endpoint = endpoint
+        self.jumps = jumps or []
         self._clients = clients  # jump hops first, the target last
 
     @property
@@ -236,8 +249,7 @@ class SshConnection:
     @property
     def route(self) -> list[str]:
         """`user@host:port` of every hop, the target last (for messages and tests)."""
-        return [f"{c.get_transport().get_username()}@{c.get_transport().getpeername()[0]}"
-                f":{c.get_transport().getpeername()[1]}" if c.get_transport() else "?" for c in self._clients]
+        return [str(ep) for ep in [*self.jumps, self.endpoint]]
 
     @property
     def active(self) -> bool:
@@ -285,7 +297,7 @@ def _read_all(read: Any) -> bytes:
 
 def _open_chain(
     host: str, target: str, config: paramiko.SSHConfig, timeout_s: float | None, capture_last: bool = False,
-) -> tuple[Endpoint, list[paramiko.SSHClient], paramiko.PKey | None]:
+) -> tuple[list[Endpoint], list[paramiko.SSHClient], paramiko.PKey | None]:
     ep = resolve(target, config, timeout_s)
     hops = [resolve(h, config, timeout_s) for h in ep.proxy_jump]
     hint = f"wattlab hosts --accept-new {host}"
@@ -307,8 +319,8 @@ def _open_chain(
         except _KeyCaptured as cap:
             for c in reversed(clients):
                 c.close()
-            return ep, [], cap.key
-        return ep, clients, None
+            return [*hops, ep], [], cap.key
+        return [*hops, ep], clients, None
     except BaseException:
         for c in reversed(clients):
             c.close()
@@ -320,8 +332,8 @@ def connect(target: str, options: SshOptions | None = None, host: str | None = N
     options = options or SshOptions()
     host = host or target
     config = load_ssh_config(ssh_config_path(options.ssh_config))
-    ep, clients, _ = _open_chain(host, target, config, options.timeout_s)
-    return SshConnection(host, ep, clients)
+    route, clients, _ = _open_chain(host, target, config, options.timeout_s)
+    return SshConnection(host, route[-1], clients, route[:-1])
 
 
 def accept_new_host_key(target: str, options: SshOptions | None = None,
@@ -331,7 +343,8 @@ def accept_new_host_key(target: str, options: SshOptions | None = None,
     options = options or SshOptions()
     host = host or target
     config = load_ssh_config(ssh_config_path(options.ssh_config))
-    ep, clients, key = _open_chain(host, target, config, options.timeout_s, capture_last=True)
+    route, clients, key = _open_chain(host, target, config, options.timeout_s, capture_last=True)
+    ep = route[-1]
     if key is None:
         # already known and matching: the connection (with auth) went through
         fp = hostkeys.fingerprint(clients[-1].get_transport().get_remote_server_key())

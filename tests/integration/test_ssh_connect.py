@@ -59,8 +59,7 @@ def test_proxyjump_goes_through_the_jump_host(ssh_env: SshEnv) -> None:
         # the target's peer is the jump sshd's forwarding socket, not our own first socket
         first_hop_local = conn._clients[0].get_transport().sock.getsockname()[1]
         assert client_port != first_hop_local
-        assert len(conn.route) == 2
-        assert conn.route[0].endswith(f":{ssh_env.jump.port}")
+        assert [r.split(":")[-1] for r in conn.route] == [str(ssh_env.jump.port), str(ssh_env.target.port)]
     finally:
         conn.close()
     deadline = time.monotonic() + 2
@@ -137,3 +136,18 @@ def test_unknown_user_key_fails_without_a_password_prompt(ssh_env: SshEnv, tmp_p
     with pytest.raises(HostError, match="authentication failed") as err:
         connect("wl-target", _opts(cfg))
     assert "never asks for passwords" in str(err.value)
+
+
+def test_connect_timeout_from_ssh_config_bounds_a_silent_host(ssh_env: SshEnv, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP, never sends a banner: a hung sshd
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        cfg = tmp_path / "ssh_config"
+        cfg.write_text(f"Host hung\n  HostName 127.0.0.1\n  Port {silent.getsockname()[1]}\n"
+                       f"  IdentityFile {ssh_env.user_key}\n  ConnectTimeout 1\n")
+        started = time.monotonic()
+        with pytest.raises(HostError, match="within 1 s"):
+            connect("hung", _opts(cfg, timeout_s=15))  # the stricter of the two limits wins
+        assert time.monotonic() - started < 5

@@ -122,3 +122,23 @@ def test_bridge_over_ssh_says_hello_and_answers_probe(ssh_env: SshEnv) -> None:
         assert chan.closed
     finally:
         transport.close()
+
+
+def test_closing_the_bridge_channel_wakes_a_blocked_reader(ssh_env: SshEnv) -> None:
+    import threading
+
+    transport = open_transport("wl-target", ssh_env.host())
+    try:
+        chan = transport.open_bridge()
+        assert chan.recv()  # the hello
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(chan.recv()))
+        reader.start()
+        time.sleep(0.2)
+        chan.close()
+        reader.join(2)
+        assert not reader.is_alive() and got == [b""]
+        with pytest.raises(OSError):
+            chan.send(b"{}\n")
+    finally:
+        transport.close()
