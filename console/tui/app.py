@@ -99,7 +99,7 @@ class WattlabApp(App[None]):
         with self.batch_update():
             self._update_topbar()
             screen = self._live_screen()
-            if changed and screen is not None:
+            if changed and screen is not None and screen.ready:
                 screen.show_views(self.views)
         return changed
 

@@ -7,6 +7,8 @@ rail's latest value at the same time. Pure (numpy + array), no Textual: unit-tes
 
 from __future__ import annotations
 
+import bisect
+import math
 from array import array
 from dataclasses import dataclass, field
 
@@ -31,13 +33,12 @@ class DeviceHistory:
     def ingest(self, view: DeviceView) -> bool:
         """Append what is new in `view`; returns whether anything was added."""
         last = self.t[-1] if self.t else float("-inf")
-        added = False
-        for t, w in view.history:
-            if t > last:
-                self.t.append(t)
-                self.w.append(w)
-                last = t
-                added = True
+        # history is time-ordered: jump past what we already hold instead of scanning a minute of points.
+        start = bisect.bisect_right(view.history, (last, math.inf))
+        added = start < len(view.history)
+        for t, w in view.history[start:]:
+            self.t.append(t)
+            self.w.append(w)
         if view.job_id != self.job_id:
             self.job_id = view.job_id
             self.job_start = self._job_start(view)

@@ -80,7 +80,7 @@ class CampaignScreen(Screen[None]):
         )
         if p.problem:
             summary = Text(p.problem, style="bold #ff875f")
-        self.query_one("#campaign-summary", Static).update(summary)
+        self.query_one("#campaign-summary", Static).update(summary, layout=False)
         finished = c.get("done", 0) + c.get("failed", 0)
         self.query_one(ProgressBar).update(total=max(1, total), progress=finished)
         table = self.query_one(DataTable)

@@ -86,6 +86,7 @@ class CompareScreen(LiveScreen):
         self.query_one("#compare-scatter").border_title = "latency vs GWP/query · ◆ Pareto front"
         self.query_one("#compare-profiles").border_title = "power over normalized time · mean ± std"
         self.show_views(self.app.views)  # type: ignore[attr-defined]
+        self.ready = True
         self.load_runs()
 
     @work(thread=True, exclusive=True, group="compare-runs")
@@ -127,9 +128,10 @@ class CompareScreen(LiveScreen):
         ])
         self._draw_profiles(entries)
         n_stored = len(self.scenarios()) - 1
-        self.query_one("#compare-status", Static).update(
-            f"scenario [b]{self.scenario}[/b]  ·  {len(entries)} device(s)  ·  "
-            f"{n_stored} stored scenario(s) in {self.app.logs_dir.name}/  ·  n: next scenario")  # type: ignore[attr-defined]
+        logs = self.app.logs_dir.name  # type: ignore[attr-defined]
+        status = (f"scenario [b]{self.scenario}[/b]  ·  {len(entries)} device(s)  ·  "
+                  f"{n_stored} stored scenario(s) in {logs}/  ·  n: next scenario")
+        self.query_one("#compare-status", Static).update(status, layout=False)
 
     def _fill_table(self, entries: list[CompareEntry], front: set[int]) -> None:
         table = self.query_one(DataTable)

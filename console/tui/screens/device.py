@@ -27,6 +27,7 @@ from console.tui.widgets.topbar import TopBar
 
 WINDOWS: tuple[tuple[str, float | None], ...] = (("30 s", 30.0), ("5 min", 300.0), ("job", None))
 TOTAL_COLOR = "#5fd7ff"
+_UNSET = object()
 RAIL_COLORS = ("#d787ff", "#87d75f", "#ffaf5f", "#ff5f87", "#afafff", "#d7d75f")
 
 
@@ -70,6 +71,8 @@ class DeviceScreen(LiveScreen):
         self.show_rails = True
         self.paused_at: float | None = None  # right edge of the window while paused
         self._plotted: tuple[Any, ...] | None = None
+        self._job_rows = -1
+        self._hw_shown: object = _UNSET
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.key)
@@ -85,6 +88,7 @@ class DeviceScreen(LiveScreen):
         self.query_one("#job-panel").border_title = "job"
         self.query_one("#hw-panel").border_title = "hardware"
         self.show_views(self.app.views)  # type: ignore[attr-defined]
+        self.ready = True
 
     # -- drawing ----------------------------------------------------------------------------------
     def current(self) -> DeviceView | None:
@@ -96,9 +100,14 @@ class DeviceScreen(LiveScreen):
         if view is None:
             self.query_one("#device-title", Static).update(f"{self.key}: not in the fleet any more")
             return
-        self.query_one("#device-title", Static).update(self._title(view))
-        self.query_one("#job-panel", Static).update(self._job_panel(view))
-        self.query_one("#hw-panel", Static).update(_kv(list(hardware_lines(view.hardware_id))))
+        # Layout passes are the costly part of a tick: one-line and same-size updates skip them.
+        self.query_one("#device-title", Static).update(self._title(view), layout=False)
+        panel = self._job_panel(view)
+        self.query_one("#job-panel", Static).update(panel, layout=panel.row_count != self._job_rows)
+        self._job_rows = panel.row_count
+        if view.hardware_id != self._hw_shown or self._hw_shown is _UNSET:
+            self._hw_shown = view.hardware_id
+            self.query_one("#hw-panel", Static).update(_kv(list(hardware_lines(view.hardware_id))))
         self._draw_plot(view)
 
     def _title(self, view: DeviceView) -> Text:

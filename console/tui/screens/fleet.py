@@ -131,6 +131,7 @@ class FleetScreen(LiveScreen):
         self._shown: list[str] = []  # row keys in table order
         self._cells: dict[str, tuple[Any, ...]] = {}
         self.compact: bool | None = None
+        self._status_text = ""
         self.columns: tuple[Column, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
@@ -146,6 +147,7 @@ class FleetScreen(LiveScreen):
         self._layout(self.app.size.width)
         self.query_one(DataTable).focus()
         self.show_views(getattr(self.app, "views", []))
+        self.ready = True
 
     def on_resize(self) -> None:
         if self._layout(self.size.width):
@@ -225,7 +227,10 @@ class FleetScreen(LiveScreen):
         selected = self._views.get(self.selected_key() or "")
         if selected is not None and selected.message:
             parts.append(f"[#ff875f]{escape(selected.key)}: {escape(selected.message)}[/]")
-        self.query_one("#fleet-status", Static).update("  ·  ".join(parts))
+        text = "  ·  ".join(parts)
+        if text != self._status_text:  # a fixed one-line bar: repaint only, no layout pass
+            self._status_text = text
+            self.query_one("#fleet-status", Static).update(text, layout=False)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._status()  # the status line names the selected device's last notice

@@ -29,7 +29,7 @@ class TopBar(Static):
         """Update the fields; repaints only when something changed."""
         if (lab, counts, clock_text) != (self.lab, self.counts, self.clock_text):
             self.lab, self.counts, self.clock_text = lab, counts, clock_text
-            self.update(self._text())
+            self.update(self._text(), layout=False)  # one fixed line: no layout pass per tick
 
     def on_mount(self) -> None:
         # A screen pushed between ticks shows the current fields at once, not at the next tick.
@@ -47,4 +47,4 @@ class TopBar(Static):
         return Text.assemble(left, " " * pad, right)
 
     def on_resize(self) -> None:
-        self.update(self._text())
+        self.update(self._text(), layout=False)
