@@ -73,6 +73,7 @@ class RunFacts:
     sampler: str | None
     interval_ms: int | None
     idle_s: float = 0.0
+    load_t_s: float | None = None  # device time the load phase began (the agent's load_start event)
     device: str | None = None
     total_rule: str | None = None
     error: str | None = None
@@ -88,14 +89,19 @@ def summarize_run(samples: Sequence[list], queries: Sequence[list], facts: RunFa
     """Build the DESIGN.md summary.json dict from wire rows.
 
     samples: `[seq, t_s, total_w, rails, energy_j]`; queries: `[seq, qid, issue_t, done_t, ok, extra]`.
-    With facts.idle_s > 0 the first idle_s seconds are the idle baseline: idle_w is their mean power,
-    energy_j/duration_s cover the rest, energy_net_j = energy_j - idle_w * duration_s, and GWP uses
-    the net energy. duration_s overrides the span of the samples (a time-only run still has a duration).
+    With facts.idle_s > 0 the samples before the load started (facts.load_t_s, else idle_s) are the
+    idle baseline: idle_w is their mean power, energy_j/duration_s run from the last idle sample to
+    the end, energy_net_j = energy_j - idle_w * duration_s, and GWP uses the net energy.
+    duration_s overrides the span of the samples (a time-only run still has a duration).
     """
     rows = sorted(samples, key=lambda r: r[0])
-    idle_end = float(facts.idle_s or 0.0)
-    idle_rows = [r for r in rows if r[1] < idle_end] if idle_end > 0 else []
-    work_rows = [r for r in rows if r[1] >= idle_end] if idle_end > 0 else rows
+    idle_rows: list[list] = []
+    work_rows = rows
+    if facts.idle_s and facts.idle_s > 0:
+        boundary = float(facts.load_t_s if facts.load_t_s is not None else facts.idle_s)
+        idle_rows = [r for r in rows if r[1] < boundary]
+        # As on the device: the load phase starts at the last idle sample, so no interval is lost.
+        work_rows = idle_rows[-1:] + [r for r in rows if r[1] >= boundary]
     t = [float(r[1]) for r in work_rows]
     w = [None if r[2] is None else float(r[2]) for r in work_rows]
     watts = [x for x in w if x is not None]

@@ -471,7 +471,8 @@ def _summary(writer: store.RunWriter, recorder: JobRecorder, error: str | None) 
     meta = writer.read_meta()
     sampler = meta.get("sampler") or {}
     facts = RunFacts(sampler=sampler.get("name"), interval_ms=meta.get("interval_ms"),
-                     idle_s=float(meta.get("idle_s") or 0.0), device=meta.get("device"),
+                     idle_s=float(meta.get("idle_s") or 0.0), load_t_s=_load_start(writer),
+                     device=meta.get("device"),
                      total_rule=sampler.get("total_rule"), error=error,
                      extra_method={"agent_version": meta.get("agent_version")})
     context = impact_context(meta.get("hardware_id"), meta.get("grid"), meta.get("pue"))
@@ -488,3 +489,11 @@ def _summary(writer: store.RunWriter, recorder: JobRecorder, error: str | None) 
     summary["device_totals"] = recorder.device_totals or None
     summary["protocol"] = P.PROTOCOL_VERSION
     return summary
+
+
+def _load_start(writer: store.RunWriter) -> float | None:
+    """When the device began the load phase (its load_start event), device clock seconds."""
+    for ev in store.read_events(writer.path):
+        if ev.get("kind") == "load_start" and isinstance(ev.get("t_load_s"), int | float):
+            return float(ev["t_load_s"])
+    return None

@@ -457,6 +457,11 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """events.jsonl of a run directory (a torn last line skipped)."""
+    return [e for e in _read_jsonl(Path(path) / "events.jsonl") if isinstance(e, dict)]
+
+
 def unfinished_runs(root: str | os.PathLike[str]) -> list[Path]:
     """Run directories under root that still have parts (being recorded, or left by a crash)."""
     return sorted({p.parent for p in Path(root).glob("*/*/*.part.jsonl")})

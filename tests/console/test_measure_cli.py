@@ -122,3 +122,15 @@ def test_attach_after_the_console_is_killed_stores_every_sample_once(agent_home,
     assert run.complete and seqs == list(range(len(seqs))) and len(seqs) >= 140  # 3 s at 50 Hz
     assert any(e["kind"] == "attach" for e in run.events)
     assert json.loads(proc.stdout)["samples"] == len(seqs)
+
+
+def test_idle_subtraction_agrees_with_the_agents_own_totals(cli, agent_home, tmp_path):
+    res = CliRunner().invoke(cli, ["measure", "sim:jetson-agx-orin-64gb", "--idle-s", "0.5", "--json",
+                                   "--logs", str(tmp_path), "--", "sleep", "1"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    device = s["device_totals"]
+    assert s["idle_w"] == pytest.approx(device["idle_w"])
+    assert s["energy_j"] == pytest.approx(device["load_energy_j"], rel=1e-6)
+    assert s["energy_net_j"] == pytest.approx(device["energy_net_j"], rel=1e-6)
+    assert s["energy_net_j"] < s["energy_j"] and s["method"]["idle_subtraction"] is True

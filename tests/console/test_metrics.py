@@ -64,10 +64,12 @@ def test_idle_window_is_subtracted_and_gwp_uses_net_energy():
     impact = ImpactContext(grid_g_per_kwh=360.0, pue=1.0)
     s = summarize_run(idle + work, [], RunFacts(sampler="ina3221", interval_ms=100, idle_s=1.0), impact,
                       gwp_fn=_fake_gwp)
+    # load phase from the last idle sample (t 0.9, 10 W) to t 3.0: 0.1 s ramp (2 J) + 2 s at 30 W
     assert s["idle_w"] == 10.0
-    assert s["energy_j"] == pytest.approx(60.0)
-    assert s["energy_net_j"] == pytest.approx(40.0)
-    assert s["gwp_g"]["operational"] == pytest.approx(40.0 / 3.6e6 * 360.0)
+    assert s["duration_s"] == pytest.approx(2.1)
+    assert s["energy_j"] == pytest.approx(62.0)
+    assert s["energy_net_j"] == pytest.approx(62.0 - 10.0 * 2.1)
+    assert s["gwp_g"]["operational"] == pytest.approx(s["energy_net_j"] / 3.6e6 * 360.0)
     assert s["method"]["idle_subtraction"] is True
 
 
