@@ -25,6 +25,7 @@ QUEUE_MAX = 512  # live messages buffered per client before it is declared laggi
 FETCH_LIMIT_MAX = 100000
 FETCH_MAX_BYTES = protocol.MAX_LINE_BYTES // 2  # a fetch reply always fits in one line
 STOP_WAIT_S = 3.0
+SLOW_OPS = ("start", "stop", "probe")  # may take seconds (NVML init, tegrastats start, a job's end)
 PRUNE_AFTER_S = 7 * 86400.0  # acked, finished spools are kept a week for a console that re-fetches
 
 OpenSampler = Callable[..., Any]
@@ -549,6 +550,12 @@ class Connection(object):
                     "the agent accepts only requests, got {!r}".format(msg.get("type")),
                 )
             )
+            return
+        if msg.get("op") in SLOW_OPS:
+            # Replies carry ids, so a slow op answers later and the client's other requests
+            # (status polls, fetch) are not stuck behind a sampler start or a job's end.
+            t = threading.Thread(target=lambda: self.send(self.agent.handle(msg, self)), daemon=True)
+            t.start()
             return
         self.send(self.agent.handle(msg, self))
 

@@ -258,6 +258,24 @@ class ConnectionTest(AgentCase):
         msg = self.client.next()
         self.assertEqual((msg["event"], msg["job"]), ("samples", "mine"))
 
+    def test_a_slow_start_does_not_hold_up_other_requests(self):
+        release = threading.Event()
+
+        def slow_open(device, interval_ms, clock=None, **opts):
+            release.wait(10)  # NVML init or a tegrastats start can take seconds
+            return open_double(device, interval_ms, clock)
+
+        self.agent.open_sampler = slow_open
+        self.client.next()
+        self.client.send(
+            protocol.encode(protocol.request(1, "start", {"device": "double:0", "interval_ms": 20}))
+        )
+        self.client.send(protocol.encode(protocol.request(2, "ping")))
+        self.assertEqual(self.client.next()["id"], 2)  # answered while the start still waits
+        release.set()
+        started = self.client.next()
+        self.assertEqual((started["id"], started["type"]), (1, "reply"))
+
     def test_live_job_events_reach_a_subscriber(self):
         self.client.next()
         self.client.send(protocol.encode(protocol.request(1, "subscribe", {"jobs": None})))

@@ -79,18 +79,25 @@ class Client:
             self.pending.extend(self.reader.feed(data))
         return self.pending.pop(0)
 
-    def ping_after(self, payload: bytes) -> list:
-        """Send payload, then a ping; returns every message before the ping's reply."""
+    def ping_after(self, payload: bytes, answer_id: object = "none expected") -> list:
+        """Send payload, then a ping; returns every message before the ping's reply and, when
+        `answer_id` is given (None included), until the answer with that id (slow ops answer late)."""
         self.ping_id += 1
         self.sock.sendall(payload + b"\n" + protocol.encode(protocol.request(self.ping_id, "ping")))
-        seen = []
-        while True:
+        seen: list = []
+        pinged = False
+        answered = answer_id == "none expected"
+        while not (pinged and answered):
             msg = self.next()
             assert isinstance(msg, dict), f"the daemon sent a line that is not a message: {msg!r}"
             if msg.get("id") == self.ping_id and msg.get("type") in ("reply", "error"):
                 assert msg["type"] == "reply" and "t_wall" in msg["result"], msg
-                return seen
+                pinged = True
+                continue
+            if msg.get("type") in ("reply", "error") and msg.get("id") == answer_id:
+                answered = True
             seen.append(msg)
+        return seen
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,11 @@ def test_random_bytes_never_crash_the_daemon(client, payload):
 @example(request={"type": "request", "id": 3, "op": "fetch", "args": {"job": "j0", "after_seq": -(10**400)}})
 def test_requests_with_wrong_types_get_replies_or_clear_errors(client, request):
     line = protocol.encode(request)[:-1]
-    seen = client.ping_after(line)
+    try:
+        expected_id = protocol.decode(line).get("id")  # a valid request is answered under its id
+    except protocol.ProtocolError:
+        expected_id = None  # an invalid one gets an error with id null
+    seen = client.ping_after(line, answer_id=expected_id)
     no_internal_errors(seen)
     answers = [m for m in seen if m.get("type") in ("reply", "error")]
     assert len(answers) == 1, seen
