@@ -14,6 +14,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from agents.samplers.base import Clock, Reading, Sampler, SamplerError, SamplerUnavailable
 
 FI_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT in nvml.h / pynvml
+SCOPE_MODULE = 1  # NVML_POWER_SCOPE_MODULE: GPU + Grace CPU on C2C superchips, where GPU scope is unsupported
+# Field requests tried in order (Zeus does the same): GPU scope (the default), then module scope.
+_INSTANT_FIELDS: List[Any] = [FI_POWER_INSTANT, (FI_POWER_INSTANT, SCOPE_MODULE)]
 TEGRA_RELEASE = "/etc/nv_tegra_release"
 
 # (substrings all in the lower-cased NVML name, min GiB, max GiB, hardware id). First match wins.
@@ -102,7 +105,7 @@ class NvmlSampler(Sampler):
         self._nvml_given = nvml
         self._nvml: Any = None
         self._handle: Any = None
-        self._instant = False
+        self._field: Any = None  # the instant-power field request that works on this GPU, if any
         self._has_energy = False
         self.gpu_name = ""
         self.memory_bytes: Optional[int] = None
@@ -181,8 +184,10 @@ class NvmlSampler(Sampler):
                 self.memory_bytes = None
             if self.mig is not None and self.mig not in _mig_handles(mod, handle):
                 raise SamplerUnavailable("GPU {} has no MIG instance {}".format(self.index, self.mig))
-            self._instant = self._instant_power(mod, handle) is not None
-            if not self._instant:
+            self._field = next(
+                (f for f in _INSTANT_FIELDS if self._instant_power(mod, handle, f) is not None), None
+            )
+            if self._field is None:
                 try:
                     mod.nvmlDeviceGetPowerUsage(handle)
                 except mod.NVMLError as exc:
@@ -200,10 +205,10 @@ class NvmlSampler(Sampler):
         self._handle = handle
 
     @staticmethod
-    def _instant_power(mod: Any, handle: Any) -> Optional[float]:
+    def _instant_power(mod: Any, handle: Any, field: Any) -> Optional[float]:
         try:
-            value = mod.nvmlDeviceGetFieldValues(handle, [FI_POWER_INSTANT])[0]
-        except (mod.NVMLError, AttributeError):
+            value = mod.nvmlDeviceGetFieldValues(handle, [field])[0]
+        except (mod.NVMLError, AttributeError, TypeError):  # TypeError: old bindings take no scope tuple
             return None
         if value.nvmlReturn != 0:
             return None
@@ -215,8 +220,8 @@ class NvmlSampler(Sampler):
             raise SamplerError("NVML sampler read before open()")
         t = self.clock()
         watts: Optional[float]
-        if self._instant:
-            watts = self._instant_power(mod, h)
+        if self._field is not None:
+            watts = self._instant_power(mod, h, self._field)
         else:
             try:
                 watts = mod.nvmlDeviceGetPowerUsage(h) / 1000.0
@@ -245,8 +250,13 @@ class NvmlSampler(Sampler):
             ),
             "sensor refreshes about every 100 ms; accuracy +/- 5 W per NVIDIA",
         ]
-        if self._instant:
+        if self._field == FI_POWER_INSTANT:
             notes.append("power: field NVML_FI_DEV_POWER_INSTANT (186), instantaneous")
+        elif self._field is not None:
+            notes.append(
+                "power: field NVML_FI_DEV_POWER_INSTANT (186) at MODULE scope (GPU scope unsupported): "
+                "on a Grace superchip this includes the Grace CPU"
+            )
         else:
             notes.append(
                 "power: nvmlDeviceGetPowerUsage, a 1 s moving average on Ampere (except GA100) and newer: "

@@ -19,11 +19,20 @@ class _Obj(object):
 
 class FakeGpu(object):
     def __init__(
-        self, name, memory_gib=80, power_mw=71000, energy_mj=5000000, instant=True, energy=True, mig=None
+        self,
+        name,
+        memory_gib=80,
+        power_mw=71000,
+        energy_mj=5000000,
+        instant=True,
+        energy=True,
+        mig=None,
+        scopes=(0,),
     ):
         self.name, self.memory = name, memory_gib * GIB
         self.power_mw, self.energy_mj = power_mw, energy_mj
         self.instant, self.energy = instant, energy
+        self.scopes = scopes  # power scopes the instant field answers for (0 GPU, 1 module)
         self.mig = mig  # None: MIG off; else the populated instance indices
 
 
@@ -62,8 +71,11 @@ class FakeNvml(object):
 
     def nvmlDeviceGetFieldValues(self, h, ids):
         self.field_calls += 1
-        assert ids == [FI_POWER_INSTANT]
-        return [_Obj(nvmlReturn=0 if h.instant else 3, value=_Obj(uiVal=h.power_mw))]
+        (field,) = ids
+        field_id, scope = field if isinstance(field, tuple) else (field, 0)
+        assert field_id == FI_POWER_INSTANT
+        ok = h.instant and scope in h.scopes
+        return [_Obj(nvmlReturn=0 if ok else 3, value=_Obj(uiVal=h.power_mw))]
 
     def nvmlDeviceGetPowerUsage(self, h):
         self.usage_calls += 1
@@ -118,6 +130,13 @@ class NvmlSamplerTest(unittest.TestCase):
             notes = " ".join(s.describe()["notes"])
         self.assertGreater(nvml.usage_calls, 0)
         self.assertIn("1 s moving average", notes)
+
+    def test_a_superchip_without_gpu_scope_falls_back_to_module_scope_and_says_so(self):
+        nvml = FakeNvml([FakeGpu("NVIDIA GH200 480GB", memory_gib=96, power_mw=250000, scopes=(1,))])
+        with NvmlSampler("nvml:0", FakeClock(), nvml=nvml) as s:
+            self.assertEqual(s.read().total_w, 250.0)
+            self.assertIn("MODULE scope", " ".join(s.describe()["notes"]))
+        self.assertEqual(nvml.usage_calls, 0)
 
     def test_a_gpu_without_energy_counter_reports_none_energy(self):
         nvml = FakeNvml([FakeGpu("Tesla P100-PCIE-16GB", memory_gib=16, energy=False)])
