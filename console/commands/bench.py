@@ -182,14 +182,18 @@ def build_workload(scenario: str, *, queries: int | None = None, sut: str | None
                    seed: int | None = None, generator: str | None = None, on_error: str | None = None,
                    timeout_s: float | None = None, named: dict[str, dict[str, Any]] | None = None,
                    ) -> dict[str, Any]:
-    """The loadgen WORKLOAD for a scenario name plus the command-line overrides."""
+    """The loadgen WORKLOAD for a scenario name plus the command-line overrides.
+
+    The seven built-in names always mean the load generator's scenario with its defaults (a file
+    entry of the same name is not used), so `--scenario gaps` is the same everywhere.
+    """
     name = scenario.lower()
     if name in BUILTIN_SCENARIOS:
         workload: dict[str, Any] = {"kind": "loadgen", "scenario": name, "seed": 0}
     else:
         named = named_scenarios() if named is None else named
         if scenario not in named:
-            known = ", ".join(list(BUILTIN_SCENARIOS) + sorted(named))
+            known = ", ".join(list(BUILTIN_SCENARIOS) + sorted(set(named) - set(BUILTIN_SCENARIOS)))
             raise UsageError(f"unknown scenario {scenario!r}", where="--scenario", fix=f"one of: {known}")
         workload = json.loads(json.dumps(named[scenario]))  # a deep copy
         if workload.get("kind") != "loadgen":
