@@ -239,6 +239,11 @@ def run_job(host: Host | str, spec: JobSpec, store_root: str | Path, campaign: s
 def begin_job(link: Link, host: Host, spec: JobSpec, store_root: str | Path,
               campaign: str | None = None) -> ActiveRun:
     """Probe, pick the device, create the run directory and start the job (tracked before it starts)."""
+    grid = spec.grid or host.grid
+    if grid:
+        from console.profiles import get_grid
+
+        get_grid(grid)  # a typo in --grid fails now, not after the measurement
     probe = link.call("probe")
     device = choose_device(probe, host, spec.device)
     writer = store.RunWriter(store_root, campaign, host=host.name, device=device["id"])

@@ -66,6 +66,9 @@ def measure(
         typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
     else:
         typer.echo(format_summary(result.summary, result.run_dir))
+    if result.summary.get("state") == "stopped":  # Ctrl-C (or a stop from elsewhere): the run is kept
+        typer.echo(f"wattlab: job stopped before its end (run kept in {result.run_dir})", err=True)
+        raise typer.Exit(130)
     if result.summary.get("error"):
         typer.echo(f"wattlab: workload failed: {result.summary['error']} (samples kept in {result.run_dir})",
                    err=True)
