@@ -470,7 +470,12 @@ class Job(object):
     def _check_workload(self) -> None:
         if self._argv is not None and self._argv.returncode is None and self._argv.poll() is not None:
             self._set_load(0.0)
-            self._log("workload_exit", rc=self._argv.returncode, stderr_tail=self._argv.stderr_tail())
+            self._log(
+                "workload_exit",
+                rc=self._argv.returncode,
+                stderr_tail=self._argv.stderr_tail(),
+                stdout_tail=self._argv.stdout_tail(),
+            )
             failure = self._argv.failure()
             if failure:
                 self._fail(failure)
@@ -489,7 +494,13 @@ class Job(object):
     def _end_workload(self) -> None:
         if self._argv is not None and self._argv.returncode is None:
             rc = self._argv.terminate()
-            self._log("workload_exit", rc=rc, terminated=True, stderr_tail=self._argv.stderr_tail())
+            self._log(
+                "workload_exit",
+                rc=rc,
+                terminated=True,
+                stderr_tail=self._argv.stderr_tail(),
+                stdout_tail=self._argv.stdout_tail(),
+            )
         if self._loadgen_thread is not None:
             self._stop_evt.set()  # loadgen polls should_stop
             self._loadgen_done.wait(LOADGEN_JOIN_S)

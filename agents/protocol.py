@@ -37,6 +37,7 @@ OPS = (
     "forget",  # delete a finished, fully acked job's spool: {job}
     "ping",
     "shutdown",  # stop the daemon (tests, `wattlab agent stop`)
+    "output",  # an argv workload's stdout/stderr bytes: {job, which: stdout|stderr, offset, limit}
 )
 
 STREAMS = ("samples", "queries", "events")

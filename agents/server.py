@@ -25,6 +25,8 @@ QUEUE_MAX = 512  # live messages buffered per client before it is declared laggi
 FETCH_LIMIT_MAX = 100000
 FETCH_MAX_BYTES = protocol.MAX_LINE_BYTES // 2  # a fetch reply always fits in one line
 STOP_WAIT_S = 3.0
+OUTPUTS = ("stdout", "stderr")
+OUTPUT_LIMIT = 256 * 1024  # bytes per `output` reply: fits one protocol line even if all escaped
 SLOW_OPS = ("start", "stop", "probe")  # may take seconds (NVML init, tegrastats start, a job's end)
 PRUNE_AFTER_S = 7 * 86400.0  # acked, finished spools are kept a week for a console that re-fetches
 
@@ -389,6 +391,32 @@ class Agent(object):
             self._stored.pop(job_id, None)
         return {}
 
+    def op_output(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """A slice of an argv workload's stdout or stderr (for parsing trtexec/llama-bench output)."""
+        job_id = _arg(args, "job", str, required=True)
+        which = _arg(args, "which", str, "stdout")
+        if which not in OUTPUTS:
+            raise BadArgs("which must be one of {}".format(", ".join(OUTPUTS)))
+        offset = _arg(args, "offset", int, 0)
+        limit = _arg(args, "limit", int, OUTPUT_LIMIT)
+        if offset < 0 or not 1 <= limit <= OUTPUT_LIMIT:
+            raise BadArgs("offset must be >= 0 and limit in 1..{}".format(OUTPUT_LIMIT))
+        job = self.jobs.get(job_id)
+        js = job.spool if job is not None else self._stored_spool(job_id)
+        data, size = read_output(os.path.join(js.path, "workload." + which), offset, limit)
+        active = job is not None and job.active
+        next_offset = offset + len(data)
+        # bytes are cut anywhere; a client decoding UTF-8 should join slices before decoding
+        return {
+            "job": job_id,
+            "which": which,
+            "offset": offset,
+            "data": data.decode("utf-8", "replace"),
+            "next_offset": next_offset,
+            "size": size,
+            "eof": (not active) and next_offset >= size,
+        }
+
     def op_subscribe(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
         jobs = args.get("jobs")
         if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, str) for j in jobs)):
@@ -413,6 +441,17 @@ class Agent(object):
                 raise OpError(protocol.E_NO_SUCH_JOB, str(exc)) from None
             self._stored[job_id] = js
             return js
+
+
+def read_output(path: str, offset: int, limit: int) -> Tuple[bytes, int]:
+    """(bytes at offset, at most limit; file size). A job without that output gives (b"", 0)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(min(offset, size))
+            return f.read(limit), size
+    except FileNotFoundError:
+        return b"", 0
 
 
 def _close_quietly(sampler: Any) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional
 
-STDERR_TAIL_BYTES = 2000
+TAIL_BYTES = 2000
 
 
 class WorkloadError(Exception):
@@ -112,14 +112,11 @@ class ArgvWorkload(object):
 
     def stderr_tail(self) -> str:
         """The last ~2 KB of stderr, decoded leniently."""
-        try:
-            with open(self.stderr_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - STDERR_TAIL_BYTES))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return _tail(self.stderr_path)
+
+    def stdout_tail(self) -> str:
+        """The last ~2 KB of stdout (where benchmarks print their results), decoded leniently."""
+        return _tail(self.stdout_path)
 
     def failure(self) -> Optional[str]:
         """A one-line reason when the process failed on its own (not when we terminated it)."""
@@ -128,3 +125,14 @@ class ArgvWorkload(object):
             return None
         how = "was killed by signal {}".format(-rc) if rc < 0 else "exited with code {}".format(rc)
         return "workload {!r} {}".format(" ".join(self.argv)[:200], how)
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

@@ -2,6 +2,7 @@
 
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -132,6 +133,30 @@ class JobOpsTest(AgentCase):
             self.ok("ack", job="j1", stream=stream, upto_seq=10**6)
         self.ok("forget", job="j1")
         self.err("status", protocol.E_NO_SUCH_JOB, job="j1")
+
+    def test_a_workloads_output_can_be_read_back_in_slices(self):
+        script = "import sys; print('latency p50 = 1.5 ms ' * 100); sys.stderr.write('warn: fp16\\n')"
+        wl = {"kind": "argv", "argv": [sys.executable, "-c", script]}
+        self.ok("start", device="double:0", interval_ms=20, workload=wl, job_id="j1")
+        self.finished("j1")
+        text, offset = "", 0
+        while True:
+            part = self.ok("output", job="j1", which="stdout", offset=offset, limit=1000)
+            text += part["data"]
+            offset = part["next_offset"]
+            if part["eof"]:
+                break
+        self.assertEqual(text, "latency p50 = 1.5 ms " * 100 + "\n")
+        self.assertEqual(self.ok("output", job="j1", which="stderr")["data"], "warn: fp16\n")
+        exits = [r for r in self.ok("fetch", job="j1", stream="events")["rows"] if r[2] == "workload_exit"]
+        self.assertTrue(exits[0][3]["stdout_tail"].endswith("1.5 ms \n"))
+        self.assertIn("which", self.err("output", protocol.E_BAD_ARGS, job="j1", which="stdin"))
+
+    def test_a_job_without_a_workload_has_empty_output(self):
+        self.ok("start", device="double:0", interval_ms=20, duration_s=0.05, job_id="j1")
+        self.finished("j1")
+        self.assertEqual(self.ok("output", job="j1")["data"], "")
+        self.assertTrue(self.ok("output", job="j1")["eof"])
 
     def test_a_running_job_is_not_done_and_cannot_be_forgotten(self):
         self.ok("start", device="double:0", interval_ms=20, job_id="j1")
