@@ -347,31 +347,38 @@ class HttpSut(Sut):
         if spec.get("api_key"):
             self.headers["Authorization"] = "Bearer " + str(spec["api_key"])
 
-    def _body(self, sample: int) -> bytes:
-        prompt = self.prompts[sample % len(self.prompts)]
+    def _body(self, samples: List[int]) -> bytes:
+        prompts = [self.prompts[s % len(self.prompts)] for s in samples]
         body: Dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "stream": self.stream}
         if self.api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            body["messages"] = [{"role": "user", "content": prompts[0]}]
         else:
-            body["prompt"] = prompt
+            body["prompt"] = prompts[0] if len(prompts) == 1 else prompts
         if self.stream:
             body["stream_options"] = {"include_usage": True}
         body.update(self.spec.get("extra_body") or {})
         return json.dumps(body).encode("utf-8")
 
     def infer(self, samples: List[int]) -> Dict[str, Any]:
-        # Several samples: one request each, back to back; the query reports the first TTFT and the
-        # sums of tokens, as MultiStream counts a query done when its last sample is.
-        results = [self._one(s) for s in samples]
-        if len(results) == 1:
-            return results[0]
+        # Several samples on /v1/completions: ONE request with a list of prompts (the cost study's
+        # "one request of 500 texts"); TPOT is then undefined and left out. The chat API takes one
+        # conversation per request: one request per sample, back to back, first TTFT, summed tokens.
+        if len(samples) == 1:
+            return self._one(samples)
+        if self.api == "completions":
+            extra = self._one(samples)
+            extra.pop("tpot_ms", None)
+            extra["prompts"] = len(samples)
+            return extra
+        results = [self._one([s]) for s in samples]
         extra = dict(results[0])
+        extra.pop("tpot_ms", None)
         extra["output_tokens"] = sum(r.get("output_tokens") or 0 for r in results)
         extra["requests"] = len(results)
         return extra
 
-    def _one(self, sample: int) -> Dict[str, Any]:
-        req = urllib.request.Request(self.url, data=self._body(sample), headers=self.headers, method="POST")
+    def _one(self, samples: List[int]) -> Dict[str, Any]:
+        req = urllib.request.Request(self.url, data=self._body(samples), headers=self.headers, method="POST")
         t_send = self.clock()
         try:
             # The socket timeout bounds every read; the total deadline is checked between chunks.

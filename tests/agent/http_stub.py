@@ -93,8 +93,9 @@ def _make_handler(stub: StubServer) -> type:
                 choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
                 self._send(200, {"choices": [choice], "usage": self._usage()})
 
-        def _usage(self) -> Dict[str, int]:
-            return {"prompt_tokens": 5, "completion_tokens": stub.tokens, "total_tokens": 5 + stub.tokens}
+        def _usage(self, n: int = 1) -> Dict[str, int]:
+            out = stub.tokens * n
+            return {"prompt_tokens": 5 * n, "completion_tokens": out, "total_tokens": 5 * n + out}
 
         def _send(self, status: int, obj: Dict[str, Any]) -> None:
             data = json.dumps(obj).encode("utf-8")
@@ -115,16 +116,16 @@ def _make_handler(stub: StubServer) -> type:
             self.end_headers()  # HTTP/1.0: the body ends when the connection closes
             if chat:  # servers send the role first, with no text: it must not count as the first token
                 self._event({"choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+            prompts = body.get("prompt")
+            n = len(prompts) if isinstance(prompts, list) else 1  # /v1/completions takes a list of prompts
             for i in range(stub.tokens):
                 time.sleep((stub.ttft_ms if i == 0 else stub.tpot_ms) / 1000.0)
-                choice = (
-                    {"index": 0, "delta": {"content": "t%d " % i}}
-                    if chat
-                    else {"index": 0, "text": "t%d " % i}
-                )
-                self._event({"choices": [choice]})
+                for j in range(n):
+                    text = "t%d " % i
+                    choice = {"index": j, "delta": {"content": text}} if chat else {"index": j, "text": text}
+                    self._event({"choices": [choice]})
             if stub.usage and (body.get("stream_options") or {}).get("include_usage"):
-                self._event({"choices": [], "usage": self._usage()})
+                self._event({"choices": [], "usage": self._usage(n)})
             self._event("[DONE]")
 
     return Handler

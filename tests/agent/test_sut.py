@@ -150,6 +150,23 @@ class HttpSutTest(unittest.TestCase):
         self.assertEqual(extra["output_tokens"], 4)
         self.assertIn("prompt", stub.requests[0])
 
+    def test_a_batch_on_completions_is_one_request_with_a_list_of_prompts(self):
+        with StubServer(ttft_ms=20, tpot_ms=5, tokens=3) as stub:
+            extra = make_sut({"kind": "http", "url": stub.url, "api": "completions",
+                              "prompts": ["a", "b", "c"]}).infer([0, 1, 2, 3])
+        self.assertEqual(len(stub.requests), 1)
+        self.assertEqual(stub.requests[0]["prompt"], ["a", "b", "c", "a"])
+        self.assertEqual(extra["output_tokens"], 12)
+        self.assertEqual(extra["prompts"], 4)
+        self.assertGreaterEqual(extra["ttft_ms"], 19.0)
+        self.assertNotIn("tpot_ms", extra)
+
+    def test_several_samples_on_chat_are_one_request_each(self):
+        with StubServer(ttft_ms=5, tpot_ms=1, tokens=2) as stub:
+            extra = make_sut({"kind": "http", "url": stub.url}).infer([0, 1, 2])
+        self.assertEqual(len(stub.requests), 3)
+        self.assertEqual((extra["output_tokens"], extra["requests"]), (6, 3))
+
     def test_non_streaming_request_records_end_to_end_latency(self):
         with StubServer(ttft_ms=30, tpot_ms=0, tokens=3) as stub:
             extra = make_sut({"kind": "http", "url": stub.url, "stream": False}).infer([0])
