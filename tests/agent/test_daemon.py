@@ -1,5 +1,6 @@
 """The daemon and the bridge: a private socket dir, one daemon per home, jobs that outlive bridges."""
 
+import json
 import os
 import select
 import shutil
@@ -289,6 +290,25 @@ class BridgeTest(HomeCase):
         events = second.client.call("fetch", job="crash", stream="events", after_seq=-1, limit=100)["rows"]
         self.assertEqual(events[-1][3]["state"], "interrupted")
         second.kill()
+
+    def test_sigterm_stops_the_daemon_and_its_jobs_end_as_stopped(self):
+        bridge = Bridge(self.home)
+        pid = bridge.hello["pid"]
+        self.daemon_pids.add(pid)
+        bridge.client.call("start", device="sim:tesla-t4", interval_ms=50, job_id="term")
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGHUP)  # a hang-up is ignored: the daemon has no terminal
+        time.sleep(0.2)
+        self.assertTrue(pid_alive(pid))
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: not pid_alive(pid)))
+        bridge.kill()
+        with open(os.path.join(self.home, "jobs", "term", "job.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["state"], "stopped")
+        self.assertGreater(meta["summary"]["samples"], 3)
+        with open(os.path.join(self.home, "daemon.log")) as f:
+            self.assertIn("exit: signal 15", f.read())
 
     def test_two_bridges_starting_at_once_start_one_daemon(self):
         results = []
