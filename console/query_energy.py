@@ -12,6 +12,7 @@ overlap and share the device equally); a piece with none goes to a phase:
   after   from the last done to the last sample (tear-down)
 So sum(per_query_j) + before_j + gaps_j + after_j == total_j (up to float rounding).
 A query without a done time (it never finished) gets None and its time counts as no-query time;
+with fewer than two power readings every query gets None (nothing was measured);
 times outside the sampled span carry no energy (nothing was measured there).
 With idle_w, per_query_net_j subtracts the idle power over each query's share of each piece.
 """
@@ -52,8 +53,8 @@ def query_energy(t_s: Sequence[float], watts: Sequence[float | None], issue_t: S
     if issues.shape != dones.shape:
         raise ValueError(f"issue_t has {issues.size} values but done_t has {dones.size}")
     finished = np.isfinite(dones) & np.isfinite(issues)
-    if len(t) < 2:
-        per = [0.0 if f else None for f in finished]
+    if len(t) < 2:  # no power measured (a time-only device): no query's energy is known
+        per: list[float | None] = [None] * len(finished)
         return QueryEnergy(per, per if idle_w is not None else None, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     lo, hi = t[0], t[-1]

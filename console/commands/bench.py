@@ -274,6 +274,8 @@ def bench_block(run: Any, summary: dict[str, Any]) -> dict[str, Any]:
     for key in ("log_dir", "mlperf_result"):
         if workload.get(key) is not None:
             block[key] = workload[key]
+    if workload.get("log_dir"):
+        block["mlperf"] = _mlperf_log(Path(workload["log_dir"]))
     if len(q):
         block["_per_query"] = {"query_id": [int(x) for x in q["query_id"]], "ok": ok,
                                "energy_j": energy.per_query_j,
@@ -288,6 +290,21 @@ def _workload_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(s, dict) and "generator" in s:
             return s
     return {}
+
+
+def _mlperf_log(log_dir: Path) -> dict[str, Any] | None:
+    """LoadGen's own figures when its log is readable from here (a local or sim host), else None."""
+    from console.errors import WattlabError
+    from console.parsers.mlperf import parse_summary
+
+    path = log_dir / "mlperf_log_summary.txt"
+    try:
+        parsed = parse_summary(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None  # on the device only: `log_dir` says where
+    except (WattlabError, ValueError) as exc:
+        return {"error": f"{path}: {exc}"}
+    return {k: parsed.get(k) for k in ("scenario", "mode", "valid", "qps", "latency_ns")}
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:

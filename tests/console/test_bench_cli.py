@@ -66,6 +66,8 @@ def test_bench_singlestream_on_a_sim_device_prints_a_json_summary(capsys, tmp_pa
     b = s["bench"]
     assert s["queries"] == 64 and b["queries_ok"] == 64 and b["queries_failed"] == 0
     assert b["generator"] in ("mlperf_loadgen", "builtin")
+    if b["generator"] == "mlperf_loadgen":  # LoadGen's own log, read back on this (local) machine
+        assert b["mlperf"]["scenario"] == "SingleStream" and b["mlperf"]["valid"] is True
     assert s["latency_ms"]["p50"] >= 3.0
     g = b["gwp_per_query_mg"]
     assert 0 < g["low"] <= g["value"] <= g["high"]

@@ -61,6 +61,12 @@ def test_queries_outside_the_sampled_span_carry_no_energy():
     assert e.per_query_j == [0.0, pytest.approx(5.0)]
 
 
+def test_without_two_power_readings_no_query_energy_is_known():
+    e = query_energy([0.0, 1.0], [None, 5.0], [0.0], [1.0])
+    assert e.per_query_j == [None]
+    assert e.total_j == 0.0
+
+
 def test_mismatched_query_columns_are_refused():
     with pytest.raises(ValueError, match="issue_t has 2 values but done_t has 1"):
         query_energy(STEADY_T, STEADY_W, [1.0, 2.0], [3.0])
