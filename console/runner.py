@@ -349,14 +349,18 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + STATUS_POLL_S
                 _poll_status(link, recorder)
+            _give_up_if_lost(link, writer)
     except KeyboardInterrupt:
         _stop_job(link, job_id, writer, "interrupted by the operator")
         recorder.ended.wait(host.timeouts.request_timeout_s)
     except BaseException as exc:  # e.g. a campaign giving up on a lost host: leave the run resumable
         _detach(link, recorder, f"{type(exc).__name__}: {exc}")
         raise
-    _poll_status(link, recorder)
-    stored = link.backfill(job_id, recorder)  # whatever the live stream missed, every stream
+    try:
+        stored = _final_backfill(link, recorder)
+    except BaseException as exc:
+        _detach(link, recorder, f"{type(exc).__name__}: {exc}")
+        raise
     if any(stored.values()):
         writer.event("backfill", samples=stored["samples"], queries=stored["queries"])
     link.untrack(job_id)
@@ -376,6 +380,25 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
     if on_progress is not None:
         on_progress(_progress(recorder, t_start))
     return RunResult(run_dir, summary, writer.run_id, job_id)
+
+
+def _give_up_if_lost(link: Link, writer: store.RunWriter) -> None:
+    """A host away past its lost_after_s (or refusing us) ends the wait; the run stays resumable."""
+    state = link.state()
+    if state.kind in ("lost", "error", "closed"):
+        raise HostError(link.name, f"{state.describe()}; the job may still be running there",
+                        fix=f"wattlab measure --attach {writer.path}")
+
+
+def _final_backfill(link: Link, recorder: JobRecorder) -> dict[str, int]:
+    """Everything the live stream missed, every stream; waits out a reconnect (not a lost host)."""
+    while True:
+        try:
+            _poll_status(link, recorder)
+            return link.backfill(recorder.job_id, recorder)
+        except HostError:
+            _give_up_if_lost(link, recorder.writer)
+            time.sleep(0.5)
 
 
 def _detach(link: Link, recorder: JobRecorder, why: str) -> None:

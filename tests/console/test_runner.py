@@ -130,3 +130,39 @@ def test_an_abort_from_on_progress_leaves_the_run_resumable_and_the_job_running(
     run = load_run(next(tmp_path.rglob("run.json")).parent)
     assert not run.complete and agent.jobs[run.meta["job_id"]].state == "running"
     assert any(e["kind"] == "detached" and "host lost" in e["reason"] for e in run.events)
+
+
+def test_a_host_lost_mid_run_ends_the_wait_and_attach_later_completes_the_run(agent, tmp_path):
+    reachable = threading.Event()
+    reachable.set()
+
+    def factory():
+        if not reachable.is_set():
+            raise OSError("no route to host")
+        return agent.transport()
+
+    quick = LinkTimeouts(connect_timeout_s=2, request_timeout_s=2, stall_after_s=0.2, lost_after_s=0.6,
+                         backoff_initial_s=0.05, backoff_max_s=0.1)
+    host = Host(name="fake", target="sim:jetson-agx-orin-64gb", grid="FR-ademe", timeouts=quick)
+    link = Link("fake", factory, timeouts=quick)
+    link.connect()
+    threading.Timer(0.5, lambda: (reachable.clear(), agent.drop())).start()
+    spec = runner.JobSpec(device="sim:jetson-agx-orin-64gb", interval_ms=10, duration_s=2.0)
+    try:
+        with pytest.raises(runner.HostError, match="lost") as err:
+            runner.run_job(host, spec, tmp_path, link=link)
+    finally:
+        link.close()
+    run_dir = next(tmp_path.rglob("run.json")).parent
+    assert "--attach" in err.value.fix and not load_run(run_dir).complete
+
+    reachable.set()
+    link2 = Link("fake", factory, timeouts=FAST)
+    link2.connect()
+    try:
+        result = runner.attach(run_dir, link=link2)
+    finally:
+        link2.close()
+    run = load_run(run_dir)
+    spooled = [r[0] for r in agent.jobs[result.job_id].spool["samples"]]
+    assert run.complete and list(run.total()["seq"]) == spooled == list(range(len(spooled)))
