@@ -158,3 +158,44 @@ def test_agent_daemon_opens_no_network_port_and_keeps_its_socket_dir_private(
         link.call("start", {"device": "sim:h100-sxm5-80gb", "duration_s": 0.5,
                             "workload": {"kind": "argv", "argv": "sleep 1; touch /tmp/pwned"}})
     _wait(lambda: link.call("status", {"job": job}).get("state") == "finished", 10, "the argv job to finish")
+
+
+def test_killed_console_reattaches_over_ssh_and_the_run_has_every_sample(
+    ssh_env: SshEnv, agent_home: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    lab = tmp_path / "lab.toml"
+    lab.write_text(f'[hosts.orin]\ntarget = "ssh://wl-target"\nssh_config = "{ssh_env.config}"\n'
+                   f'remote_home = "{agent_home}"\nconnect_timeout_s = 20\n')
+    logs = tmp_path / "logs"
+    cli = [sys.executable, "-m", "console.cli"]
+    console = subprocess.Popen([*cli, "measure", "orin", "--lab", str(lab), "--device", "sim:h100-sxm5-80gb",
+                                "--duration", str(JOB_S), "--interval-ms", str(INTERVAL_MS), "--json",
+                                "--logs", str(logs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def stored() -> int:
+            parts = list(logs.glob("*/*/samples.part.jsonl"))
+            return len(parts[0].read_text().splitlines()) if parts else 0
+
+        _wait(lambda: stored() > 50 or console.poll() is not None, 30, "the console to store samples")
+        assert console.poll() is None, console.stderr.read().decode() if console.stderr else ""
+        console.kill()  # the laptop dies: no stop, no final backfill, no finish
+        console.wait(5)
+    finally:
+        if console.poll() is None:
+            console.kill()
+            console.wait(5)
+    (run_dir,) = [p.parent for p in logs.glob("*/*/run.json")]
+    assert not (run_dir / "summary.json").exists()
+    attached = subprocess.run([*cli, "measure", "--attach", str(run_dir), "--json"], capture_output=True,
+                              text=True, timeout=JOB_S + 60, check=False)
+    assert attached.returncode == 0, attached.stderr
+
+    run = load_run(run_dir)
+    seqs = sorted(r[0] for r in sample_rows(run))
+    expected = JOB_S * 1000 / INTERVAL_MS
+    assert seqs == list(range(len(seqs))), "sample seqs must be contiguous from 0, none duplicated"
+    assert abs(len(seqs) - expected) <= 0.05 * expected, (len(seqs), expected)
+    assert run.complete
