@@ -71,6 +71,7 @@ def run_workload(
         raise LoadgenError("the SUT did not start: {}".format(exc)) from None
     run = _Run(params, sut, clock, emit_query, set_load, should_stop)
     try:
+        run.warm_up()
         if lg is not None:
             run.run_mlperf(lg)
         else:
@@ -118,7 +119,11 @@ def normalize_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         "sample_count": _positive(spec, "sample_count", 1024, int),
         "workers": _positive(spec, "workers", 4, int),
         "log_dir": spec.get("log_dir"),
+        "warmup": _positive(spec, "warmup", 0, int, zero_ok=True),
+        "max_duration_s": None,
     }
+    if spec.get("max_duration_s") is not None:
+        p["max_duration_s"] = _positive(spec, "max_duration_s", None)
     if scenario == "multistream":
         p["samples_per_query"] = _positive(spec, "samples_per_query", 8, int)
     elif scenario == "server":
@@ -240,6 +245,9 @@ class _Run(object):
         self.first_error: Optional[str] = None
         self.stop_reason: Optional[str] = None
         self.crashed: Optional[Exception] = None
+        self.deadline: Optional[float] = None
+        self.warmup_errors = 0
+        self.first_warmup_error: Optional[str] = None
         self.latencies_ms: List[float] = []
         self.t_start = clock()
         self.t_end = self.t_start
@@ -258,9 +266,32 @@ class _Run(object):
             raise LoadgenError("recording a query failed: {!r}".format(self.crashed))
 
     def stopping(self) -> bool:
-        if self.stop_reason is None and self._should_stop():
-            self.stop_reason = "stop requested"
+        if self.stop_reason is None:
+            if self._should_stop():
+                self.stop_reason = "stop requested"
+            elif self.deadline is not None and self.clock() >= self.deadline:
+                self.stop_reason = "max_duration_s reached"
         return self.stop_reason is not None
+
+    def start_clock(self) -> None:
+        self.t_start = self.clock()
+        if self.p["max_duration_s"] is not None:
+            self.deadline = self.t_start + self.p["max_duration_s"]
+
+    def warm_up(self) -> None:
+        """`warmup` unrecorded queries first (model load, caches): power shows them before query 0."""
+        for i in range(self.p["warmup"]):
+            if self.stopping():
+                return
+            self.load.change(+1)
+            try:
+                # Not from self.rng, so the measured queries get the same samples with or without warm-up.
+                self.sut.infer([i % self.p["sample_count"]])
+            except Exception as exc:  # recorded, not raised: the measured queries will say more
+                self.warmup_errors += 1
+                self.first_warmup_error = self.first_warmup_error or str(exc)
+            finally:
+                self.load.change(-1)
 
     def query(self, qid: int, samples: List[int], issue_t: float,
               extra: Optional[Dict[str, Any]] = None) -> None:
@@ -316,7 +347,7 @@ class _Run(object):
 
     def run_builtin(self) -> None:
         scenario = self.p["scenario"]
-        self.t_start = self.clock()
+        self.start_clock()
         getattr(self, "_run_" + scenario)()
         self.t_end = self.clock()
         self._raise_crash()
@@ -412,6 +443,8 @@ class _Run(object):
         # Exactly `queries` queries: min = max count and no minimum duration.
         settings.min_query_count = settings.max_query_count = p["queries"]
         settings.min_duration_ms = 0
+        if p["max_duration_s"] is not None:
+            settings.max_duration_ms = int(p["max_duration_s"] * 1000)
         settings.qsl_rng_seed = settings.sample_index_rng_seed = settings.schedule_rng_seed = p["seed"]
         if scenario == "multistream":
             settings.multi_stream_samples_per_query = p["samples_per_query"]
@@ -446,7 +479,7 @@ class _Run(object):
         pool = _Pool(self, self.workers)
         sut_h = lg.ConstructSUT(issue, lambda: None)
         qsl_h = lg.ConstructQSL(p["sample_count"], perf_count, lambda idx: None, lambda idx: None)
-        self.t_start = self.clock()
+        self.start_clock()
         try:
             # An audit.config in the working directory would turn this into a compliance test;
             # point LoadGen at one in our own (empty) log directory instead.
@@ -483,6 +516,9 @@ class _Run(object):
             "qps": issued / duration if duration > 0 else None,
             "latency_ms": percentiles(self.latencies_ms),
         }
+        if self.p["warmup"]:
+            out["warmup"] = {"queries": self.p["warmup"], "failed": self.warmup_errors,
+                             "first_error": self.first_warmup_error}
         if self.generator == "mlperf_loadgen":
             out["log_dir"] = self.log_dir
             out["mlperf_result"] = self.mlperf_result

@@ -104,6 +104,23 @@ class ScenarioTest(unittest.TestCase):
         self.assertNotEqual(run_samples(7), run_samples(8))
 
 
+    def test_warmup_queries_load_the_device_but_are_not_reported(self):
+        rec, summary = run(scenario="singlestream", queries=2, warmup=3, seed=5)
+        self.assertEqual([r[0] for r in rec.rows], [0, 1])
+        self.assertEqual([lvl for _, lvl in rec.loads].count(1.0), 5)
+        self.assertEqual(summary["warmup"], {"queries": 3, "failed": 0, "first_error": None})
+        plain, _ = run(scenario="singlestream", queries=2, seed=5)
+        self.assertEqual([r[4]["sample"] for r in rec.rows], [r[4]["sample"] for r in plain.rows])
+
+    def test_max_duration_ends_a_long_run(self):
+        t0 = time.monotonic()
+        rec, summary = run(scenario="gaps", queries=100, min_ms=50, max_ms=50, max_duration_s=0.3,
+                           sut={"kind": "builtin", "work_ms": 1})
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertLess(len(rec.rows), 100)
+        self.assertEqual(summary["stopped"], "max_duration_s reached")
+
+
 class ErrorTest(unittest.TestCase):
     def server_sut(self, crash_at):
         return {"kind": "argv", "mode": "server", "argv": [sys.executable, "-c", SERVER_SRC, str(crash_at)]}
