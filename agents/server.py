@@ -150,8 +150,9 @@ class Agent(object):
             except SpoolError:
                 continue
             if js.meta.get("state") in ACTIVE_STATES:
-                t0 = js.meta.get("t0_mono")
-                t_s = round(self.clock() - t0, 6) if isinstance(t0, (int, float)) else None
+                # When it died is unknown (after a reboot the monotonic clock restarted too):
+                # the interruption is placed at the last stored sample.
+                t_s = _last_sample_t(js)
                 js.append(
                     "events", [t_s, "state", {"state": "interrupted", "reason": "agent daemon restarted"}]
                 )
@@ -452,6 +453,13 @@ def read_output(path: str, offset: int, limit: int) -> Tuple[bytes, int]:
             return f.read(limit), size
     except FileNotFoundError:
         return b"", 0
+
+
+def _last_sample_t(js: JobSpool) -> float:
+    last = js.last_seq()["samples"]
+    rows = js.read("samples", last - 1, 1) if last >= 0 else []
+    t = rows[0][1] if rows else 0.0
+    return t if isinstance(t, (int, float)) else 0.0
 
 
 def _close_quietly(sampler: Any) -> None:

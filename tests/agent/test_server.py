@@ -180,21 +180,22 @@ class JobOpsTest(AgentCase):
         )
 
     def test_a_restarted_agent_marks_orphaned_running_jobs_interrupted(self):
-        js = self.agent.spool.create(
-            "old", {"state": "running", "device": "double:0", "t0_mono": time.monotonic()}
-        )
+        js = self.agent.spool.create("old", {"state": "running", "device": "double:0", "t0_mono": 5.0})
         js.append("samples", [0.0, 10.0, {}, None])
+        js.append("samples", [0.1, 10.0, {}, None])
         js.maybe_flush(force=True)
         js.close()
         fresh = Agent(self.home, open_sampler=open_double)
         self.assertEqual(fresh.recover(), ["old"])
         status = fresh.handle(protocol.request(1, "status", {"job": "old"}))["result"]
         self.assertEqual(status["state"], "interrupted")
-        self.assertEqual(status["last_seq"]["samples"], 0)
-        last = fresh.handle(protocol.request(2, "fetch", {"job": "old", "stream": "events"}))["result"][
-            "rows"
-        ][-1]
-        self.assertEqual(last[2:4], ["state", {"state": "interrupted", "reason": "agent daemon restarted"}])
+        self.assertEqual(status["last_seq"]["samples"], 1)
+        events = fresh.handle(protocol.request(2, "fetch", {"job": "old", "stream": "events"}))["result"]
+        # placed at the last stored sample: when the old daemon died is unknown
+        self.assertEqual(
+            events["rows"][-1][1:],
+            [0.1, "state", {"state": "interrupted", "reason": "agent daemon restarted"}],
+        )
 
 
 class PruneTest(AgentCase):
