@@ -131,7 +131,11 @@ def deploy(conn: RemoteShell, *, python: str = "python3", remote_home: str | Non
     local, digest = build_agent(cache_dir, agent_root)
     sftp = conn.open_sftp()
     try:
-        home = remote_home or sftp.normalize(".")
+        login_home = sftp.normalize(".")
+        # SFTP and a quoted env word expand no `~`: resolve it against the login home here
+        if remote_home and (remote_home == "~" or remote_home.startswith("~/")):
+            remote_home = login_home + remote_home[1:]
+        home = remote_home or login_home
         agent_dir = f"{home.rstrip('/')}/.cache/wattlab"
         pyz = f"{agent_dir}/agent-{digest}.pyz"
         uploaded = _upload(conn.host, sftp, local, agent_dir, pyz)
@@ -165,7 +169,7 @@ def _upload(host: str, sftp: Any, local: Path, agent_dir: str, pyz: str) -> bool
         raise HostError(
             host, f"cannot write the agent to {agent_dir}: {exc.strerror or exc}",
             fix="free some space or make that directory writable, or set "
-            "`remote_home = \"/tmp/wattlab-$USER\"` (any writable directory) for this host in the lab file",
+            "`remote_home = \"/tmp/wattlab-<you>\"` (any writable directory) for this host in the lab file",
         ) from exc
     return True
 

@@ -110,6 +110,8 @@ def _probe_local(host: LabHost) -> dict[str, Any]:
         info["devices"] = [d for d in info["devices"] if d["id"] == wanted] or [
             {"id": wanted, "sampler": "sim", "name": None, "hardware_id": wanted[4:]}]
         info["measurable"] = [d["id"] for d in info["devices"]]
+        # the local machine's other power sources are not this simulated device's
+        info["samplers"] = {"sim": info["samplers"].get("sim")}
     return info
 
 

@@ -43,7 +43,7 @@ class SshOptions:
 
     python: str = "python3"
     remote_home: str | None = None
-    timeout_s: float | None = None  # connect timeout; wins over ConnectTimeout
+    timeout_s: float | None = None  # connect timeout per hop; the stricter of this and ConnectTimeout applies
     ssh_config: Path | None = None
 
     @classmethod
