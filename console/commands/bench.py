@@ -64,6 +64,8 @@ def bench(
                                             "MLPerf LoadGen when the device has it)."),
     on_error: Optional[str] = typer.Option(None, "--on-error", help="continue | stop, when a query fails."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout-s", min=0.001, help="Per-query SUT timeout."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Unrecorded queries first."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="http SUT: max tokens."),
     device: Optional[str] = typer.Option(None, "--device", help="Device id (default: the host's)."),
     campaign: Optional[str] = typer.Option(None, "--campaign", help="Group the runs (default adhoc)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Grid id or region of profiles/grids.toml."),
@@ -81,7 +83,8 @@ def bench(
     lab = lab or parent.get("lab")
     logs = logs or parent.get("logs")
     workload = build_workload(scenario, queries=queries, sut=sut, model=model, qps=qps, work_ms=work_ms,
-                              seed=seed, generator=generator, on_error=on_error, timeout_s=timeout_s)
+                              seed=seed, generator=generator, on_error=on_error, timeout_s=timeout_s,
+                              warmup=warmup, max_tokens=max_tokens)
     target = with_overrides(resolve_host(host, load_lab(lab) if lab else None), grid=grid, pue=pue)
     root = logs_dir(logs)
     summaries: list[dict[str, Any]] = []
@@ -180,8 +183,8 @@ def named_scenarios() -> dict[str, dict[str, Any]]:
 def build_workload(scenario: str, *, queries: int | None = None, sut: str | None = None,
                    model: str | None = None, qps: float | None = None, work_ms: float | None = None,
                    seed: int | None = None, generator: str | None = None, on_error: str | None = None,
-                   timeout_s: float | None = None, named: dict[str, dict[str, Any]] | None = None,
-                   ) -> dict[str, Any]:
+                   timeout_s: float | None = None, warmup: int | None = None, max_tokens: int | None = None,
+                   named: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The loadgen WORKLOAD for a scenario name plus the command-line overrides.
 
     The seven built-in names always mean the load generator's scenario with its defaults (a file
@@ -201,7 +204,11 @@ def build_workload(scenario: str, *, queries: int | None = None, sut: str | None
                              where="profiles/scenarios.toml", fix="use `wattlab measure` for a command")
     workload["sut"] = parse_sut(sut, work_ms=work_ms, model=model, timeout_s=timeout_s,
                                 base=workload.get("sut"))
-    for key, value in (("queries", queries), ("qps", qps), ("seed", seed)):
+    if max_tokens is not None:
+        if workload["sut"].get("kind") != "http":
+            raise UsageError("--max-tokens applies only to an http SUT")
+        workload["sut"]["max_tokens"] = max_tokens
+    for key, value in (("queries", queries), ("qps", qps), ("seed", seed), ("warmup", warmup)):
         if value is not None:
             workload[key] = value
     if qps is not None and workload["scenario"] != "server":

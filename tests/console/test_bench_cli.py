@@ -103,7 +103,8 @@ def test_per_query_energy_on_a_sim_device_sums_to_the_job_energy(capsys, tmp_pat
 
 def test_http_endpoint_records_ttft_and_tpot_close_to_the_server_delays(capsys, tmp_path, stub_url):
     code, out, _ = bench(capsys, tmp_path, SIM, "--scenario", "singlestream", "--queries", "3", "--json",
-                         "--interval-ms", "20", "--sut", f"http:{stub_url}", "--model", "stub")
+                         "--interval-ms", "20", "--sut", f"http:{stub_url}", "--model", "stub",
+                         "--max-tokens", "5", "--warmup", "1")
     assert code == 0
     b = json.loads(out)["bench"]
     assert 78.0 <= b["ttft_ms"]["p50"] <= 80.0 + 60.0
@@ -181,8 +182,9 @@ def test_named_scenarios_come_from_the_scenarios_file_with_overrides():
     named = {"server-20qps": {"kind": "loadgen", "scenario": "server", "queries": 400, "qps": 20.0,
                               "sut": {"kind": "builtin", "work_ms": 10.0}},
              "cmd": {"kind": "argv", "argv": ["true"]}}
-    w = build_workload("server-20qps", queries=10, qps=5.0, work_ms=2, named=named)
+    w = build_workload("server-20qps", queries=10, qps=5.0, work_ms=2, warmup=3, named=named)
     assert (w["scenario"], w["queries"], w["qps"], w["sut"]["work_ms"]) == ("server", 10, 5.0, 2)
+    assert w["warmup"] == 3
     assert named["server-20qps"]["queries"] == 400  # the profile is not modified
     with pytest.raises(UsageError, match="not loadgen"):
         build_workload("cmd", named=named)
