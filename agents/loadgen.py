@@ -104,6 +104,9 @@ def normalize_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
     if generator not in GENERATORS:
         raise WorkloadSpecError(
             "loadgen generator must be auto, mlperf or builtin, got {!r}".format(generator))
+    if generator == "mlperf" and scenario not in MLPERF_SCENARIOS:
+        raise WorkloadSpecError("loadgen generator 'mlperf' runs only {}; {!r} is a pattern of the builtin "
+                                "generator".format(", ".join(MLPERF_SCENARIOS), scenario))
     on_error = spec.get("on_error", "continue")
     if on_error not in ("continue", "stop"):
         raise WorkloadSpecError("loadgen on_error must be 'continue' or 'stop', got {!r}".format(on_error))
@@ -196,7 +199,8 @@ class _Pool(object):
                 qid, samples, issue_t, extra, done = item
                 try:
                     if self._run.stopping():
-                        self._run.not_run += 1  # stopped: not run, not reported as a query
+                        with self._run.lock:
+                            self._run.not_run += 1  # stopped: not run, not reported as a query
                     else:
                         self._run.query(qid, samples, issue_t, extra)
                 except Exception as exc:  # emit failed (spool): a dead worker would hang drain()

@@ -157,7 +157,8 @@ class ErrorTest(unittest.TestCase):
         for spec, key in (({"scenario": "nope"}, "scenario"), ({"scenario": "server", "qps": -1}, "qps"),
                           ({"scenario": "singlestream", "queries": 2.5}, "queries"),
                           ({"scenario": "gaps", "min_ms": 10, "max_ms": 5}, "max_ms"),
-                          ({"scenario": "offline", "on_error": "panic"}, "on_error")):
+                          ({"scenario": "offline", "on_error": "panic"}, "on_error"),
+                          ({"scenario": "gaps", "generator": "mlperf"}, "generator")):
             with self.assertRaises(WorkloadSpecError) as ctx:
                 normalize_spec(spec)
             self.assertIn(key, str(ctx.exception))
