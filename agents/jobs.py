@@ -23,6 +23,7 @@ META_EVERY_S = 5.0  # running totals rewritten into job.json this often
 LOADGEN_JOIN_S = 10.0
 STATES = ("starting", "idle", "running", "finished", "failed", "stopped", "interrupted")
 ACTIVE_STATES = ("starting", "idle", "running")
+RESERVED_SAMPLER_OPTS = ("device", "clock", "interval_ms", "sampler", "self")
 
 Listener = Callable[[Dict[str, Any]], None]
 
@@ -41,6 +42,15 @@ def normalize_spec(args: Dict[str, Any]) -> Dict[str, Any]:
     if sampler is not None and not isinstance(sampler, str):
         raise SpecError("start: 'sampler' must be a sampler name or null")
     spec["sampler"] = sampler
+    opts = args.get("sampler_opts") or {}
+    if not isinstance(opts, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and k not in RESERVED_SAMPLER_OPTS and _is_scalar(v)
+        for k, v in opts.items()
+    ):
+        raise SpecError(
+            "start: 'sampler_opts' must map option names (e.g. seed, noise) to numbers, strings or booleans"
+        )
+    spec["sampler_opts"] = opts
     interval_ms = args.get("interval_ms", 100)
     if not _is_num(interval_ms) or not 1 <= interval_ms <= 3600000:
         raise SpecError("start: 'interval_ms' must be a number of milliseconds in 1..3600000")
@@ -68,6 +78,10 @@ def normalize_spec(args: Dict[str, Any]) -> Dict[str, Any]:
         raise SpecError("start: 'meta' must be an object")
     spec["meta"] = meta
     return spec
+
+
+def _is_scalar(x: Any) -> bool:
+    return x is None or isinstance(x, (str, bool)) or _is_num(x)
 
 
 def _is_num(x: Any) -> bool:

@@ -295,9 +295,13 @@ class Agent(object):
     def _open_sampler(self, spec: Dict[str, Any]) -> Any:
         """An opened sampler for the spec; sampler errors become protocol error codes."""
         device = spec["device"]
-        opts = {"sampler": spec["sampler"]} if spec["sampler"] else {}
+        opts = dict(spec.get("sampler_opts") or {})
+        if spec["sampler"]:
+            opts["sampler"] = spec["sampler"]
         try:
             return self.open_sampler(device, spec["interval_ms"], clock=self.clock, **opts)
+        except TypeError as exc:  # an option of the wrong type for this sampler
+            raise BadArgs("sampler_opts {} rejected by device {!r}: {}".format(opts, device, exc)) from None
         except (LookupError, SamplerUnavailable, ValueError) as exc:
             raise OpError(protocol.E_NO_SUCH_DEVICE, "device {!r}: {}".format(device, exc)) from None
         except SamplerError as exc:

@@ -385,6 +385,8 @@ class SpecTest(unittest.TestCase):
             ({"device": "sim:x", "workload": {"kind": "docker"}}, "workload"),
             ({"device": "sim:x", "workload": {"kind": "argv", "argv": []}}, "argv"),
             ({"device": "sim:x", "meta": [1]}, "meta"),
+            ({"device": "sim:x", "sampler_opts": {"clock": 1}}, "sampler_opts"),
+            ({"device": "sim:x", "sampler_opts": {"seed": [1]}}, "sampler_opts"),
         ):
             with self.assertRaisesRegex(SpecError, word, msg=str(args)):
                 normalize_spec(args)

@@ -102,6 +102,23 @@ class DispatchTest(AgentCase):
     def test_an_unknown_device_is_no_such_device(self):
         self.assertIn("nvml:9", self.err("start", protocol.E_NO_SUCH_DEVICE, device="nvml:9"))
 
+    def test_sampler_options_reach_the_sampler(self):
+        seen = {}
+
+        def recording_open(device, interval_ms, clock=None, **opts):
+            seen.update(opts)
+            return open_double(device, interval_ms, clock)
+
+        self.agent.open_sampler = recording_open
+        self.ok(
+            "start",
+            device="double:0",
+            duration_s=0.01,
+            sampler="double",
+            sampler_opts={"seed": 7, "noise": 0.0},
+        )
+        self.assertEqual(seen, {"seed": 7, "noise": 0.0, "sampler": "double"})
+
     def test_an_unknown_job_is_no_such_job(self):
         self.err("status", protocol.E_NO_SUCH_JOB, job="nope")
         self.err("fetch", protocol.E_NO_SUCH_JOB, job="nope", stream="samples")
