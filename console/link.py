@@ -419,6 +419,8 @@ class Link:
             return
         if kind != "event":
             return
+        if msg.get("event") == "lagged":
+            self._on_lagged(msg)
         self._route_event(msg)
         with self._lock:
             listeners = list(self._listeners)
@@ -427,6 +429,24 @@ class Link:
                 listener(msg)
             except Exception as exc:  # a faulty listener must not kill the link
                 self._set(message=f"event listener failed: {exc}")
+
+    def _on_lagged(self, msg: dict) -> None:
+        """The agent dropped live events for us (our queue overflowed): backfill the jobs concerned."""
+        named = [j for j in (msg.get("jobs") or []) if isinstance(j, str)]
+        with self._lock:
+            sinks = {j: s for j, s in self._sinks.items() if not named or j in named}
+
+        def run() -> None:
+            for job, sink in sinks.items():
+                try:
+                    stored = self.backfill(job, sink)
+                    sink.event("lagged", host=self.name, dropped=msg.get("dropped"),
+                               samples_backfilled=stored["samples"])
+                except Exception as exc:  # the reconnect/final backfill will retry
+                    self._set(message=f"backfill after lag failed: {exc}")
+
+        if sinks:
+            threading.Thread(target=run, name=f"lag backfill {self.name}", daemon=True).start()
 
     def _route_event(self, msg: dict) -> None:
         name, job = msg.get("event"), msg.get("job")

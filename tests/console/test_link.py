@@ -219,3 +219,22 @@ def test_a_bridge_that_dies_before_hello_reports_its_stderr():
             link.connect(timeout_s=1.0)
     finally:
         link.close()
+
+
+def test_a_lagged_notice_triggers_a_backfill_of_the_dropped_rows(agent):
+    link = Link("fake", agent.transport, timeouts=FAST)
+    sink = MemorySink()
+    try:
+        link.connect()
+        assert _wait(lambda: agent.conns and agent.conns[0].subscribed)
+        agent.mute.set()  # the daemon drops live rows for this client...
+        args = {"device": "sim:jetson-agx-orin-64gb", "interval_ms": 5, "duration_s": 0.3}
+        job = link.call("start", args)["job"]
+        link.track(job, sink)
+        assert _wait(lambda: agent.jobs[job].state == "finished")
+        assert sink.seen["samples"].contiguous == -1
+        agent.broadcast(P.event("lagged", jobs=[job], dropped=60))  # ...and says so
+        assert _wait(lambda: sink.last_seq("samples") == agent.jobs[job].spool["samples"][-1][0])
+        assert any(e["kind"] == "lagged" and e["dropped"] == 60 for e in sink.events)
+    finally:
+        link.close()
