@@ -151,3 +151,13 @@ def test_connect_timeout_from_ssh_config_bounds_a_silent_host(ssh_env: SshEnv, t
         with pytest.raises(HostError, match="within 1 s"):
             connect("hung", _opts(cfg, timeout_s=15))  # the stricter of the two limits wins
         assert time.monotonic() - started < 5
+
+
+def test_unknown_jump_host_key_is_refused_and_named(ssh_env: SshEnv, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(ssh_env.target.known_hosts_line())  # the target is known, its jump host is not
+    cfg = ssh_env.write_config(tmp_path / "ssh_config", known)
+    with pytest.raises(HostKeyError) as err:
+        connect("wl-behind", _opts(cfg))
+    assert f"[127.0.0.1]:{ssh_env.jump.port}" in str(err.value)
+    assert "wattlab hosts --accept-new wl-jump" in str(err.value)
