@@ -77,11 +77,13 @@ def run_row(meta: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     gwp = summary.get("gwp_g") or {}
     n = int(summary.get("queries") or 0)
     hw = meta.get("hardware") if isinstance(meta.get("hardware"), dict) else {}
-    device = hw.get("name") or meta.get("hardware_id") or meta.get("device") or "?"
+    asked = meta.get("meta") if isinstance(meta.get("meta"), dict) else {}  # the start args' meta
+    device = hw.get("name") or meta.get("device_name") or meta.get("hardware_id") or meta.get("device") or "?"
+    scenario = (cell.get("scenario") or meta.get("scenario") or asked.get("scenario")
+                or workload.get("scenario") or "measure")
     return {
         "label": f"{cell.get('host') or meta.get('host') or '?'}/{device}",
-        "scenario": str(cell.get("scenario") or meta.get("scenario") or workload.get("scenario")
-                        or "measure"),
+        "scenario": str(scenario),
         "lat_p50": lat.get("p50"), "lat_p99": lat.get("p99"),
         "epq": summary.get("energy_per_query_j"),
         "gpq": summary.get("gwp_per_query_mg", _per_query(_mg(gwp.get("total")), n)),

@@ -23,7 +23,8 @@ def write_run(logs: Path, host: str, name: str, scenario: str, repeat: int, *, p
               watts: float, queries: int = 100) -> None:
     """A finished stored run with a flat power trace and the summary fields the screen reads."""
     w = RunWriter(logs, "camp", f"{host}-{scenario}-{repeat}", host=host, device="sim")
-    w.write_meta({"host": host, "hardware": {"name": name}, "scenario": scenario, "cell": {"repeat": repeat}})
+    # As console.runner records it: the start args' meta (with the scenario name) nested under "meta".
+    w.write_meta({"host": host, "device_name": name, "hardware_id": None, "meta": {"scenario": scenario}})
     w.add_samples([[i, i * 0.1, watts + repeat, {}, None] for i in range(50)])
     w.finish({"queries": queries, "latency_ms": {"p50": p50, "p99": p50 * 2},
               "gwp_g": {"total": gwp_g, "low": gwp_g * 0.8, "high": gwp_g * 1.2},

@@ -222,3 +222,19 @@ async def test_a_narrow_terminal_puts_gwp_before_the_other_numbers(app: WattlabA
         await pilot.pause()
         assert not screen.compact
         assert len(_keys(app)) == 3
+
+
+async def test_ctrl_q_quits_like_q(app: WattlabApp) -> None:
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_escape_in_the_quit_dialog_keeps_the_console_open(app: WattlabApp, fleet: FakeFleet) -> None:
+    fleet.start_job("sim-orin", "sim:jetson-agx-orin-64gb", {"workload": {"kind": "loadgen"}})
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("q", "escape")
+        assert isinstance(app.screen, FleetScreen) and app.is_running
