@@ -210,15 +210,18 @@ class ArgvServerSut(Sut):
         try:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=self.cwd, env=_env_of(self.spec),
+                cwd=self.cwd, env=_env_of(self.spec), start_new_session=True,
             )
         except OSError as exc:
             raise SutError("cannot start sut server {!r}: {}".format(self.argv[0], exc)) from None
         self.starts += 1
+        # Fresh queues per process, so a dead one's late lines never reach the new one.
         self.lines = queue.Queue()
+        self.stderr_tail = collections.deque(maxlen=20)
         # Reader threads: a pipe nobody drains would block the server; EOF is signalled by None.
         threading.Thread(target=self._pump_stdout, args=(self.proc, self.lines), daemon=True).start()
-        self._stderr_thread = threading.Thread(target=self._pump_stderr, args=(self.proc,), daemon=True)
+        self._stderr_thread = threading.Thread(target=self._pump_stderr, args=(self.proc, self.stderr_tail),
+                                               daemon=True)
         self._stderr_thread.start()
 
     @staticmethod
@@ -228,10 +231,11 @@ class ArgvServerSut(Sut):
                 lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
         lines.put(None)
 
-    def _pump_stderr(self, proc: subprocess.Popen) -> None:
+    @staticmethod
+    def _pump_stderr(proc: subprocess.Popen, tail: Deque[str]) -> None:
         with proc.stderr:
             for raw in iter(proc.stderr.readline, b""):
-                self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
+                tail.append(raw.decode("utf-8", "replace").rstrip())
 
     def _died(self) -> SutError:
         code = self.proc.wait() if self.proc is not None else None
@@ -257,7 +261,8 @@ class ArgvServerSut(Sut):
                 answer = self.lines.get(timeout=self.timeout_s)
             except queue.Empty:
                 self._kill()
-                raise SutError("sut server {!r} gave no answer within {:g} s (restarted)".format(
+                raise SutError("sut server {!r} gave no answer within {:g} s (killed; restarted at the "
+                               "next query)".format(
                     self.argv[0], self.timeout_s)) from None
             if answer is None:
                 raise self._died()
@@ -265,7 +270,7 @@ class ArgvServerSut(Sut):
 
     def _kill(self) -> None:
         if self.proc is not None:
-            self.proc.kill()
+            _kill_group(self.proc)
             self.proc.wait()
         self._release()
 
@@ -287,7 +292,7 @@ class ArgvServerSut(Sut):
         except (OSError, subprocess.TimeoutExpired):
             pass
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            _kill_group(self.proc)
             self.proc.wait()
         self._release()
 
