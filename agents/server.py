@@ -178,12 +178,8 @@ class Agent(object):
             except SpoolError:
                 continue
             ended = js.meta.get("ended_wall")
-            if (
-                js.finished()
-                and js.fully_acked()
-                and isinstance(ended, (int, float))
-                and now - ended > older_than_s
-            ):
+            old = isinstance(ended, (int, float)) and now - ended > older_than_s
+            if old and js.finished() and js.fully_acked():  # cheap checks first: acks open the streams
                 self.spool.remove(js)
                 removed.append(job_id)
             else:

@@ -75,14 +75,22 @@ class Stream(object):
             return
         good = 0
         count = 0
+        last = b""
         with open(self.path, "rb") as f:
             for line in f:
-                if not _looks_complete(line):
+                # Cheap shape check per row; only the last row is parsed (a crash tears the tail).
+                if not (line.startswith(b"[") and line.endswith(b"]\n")):
                     break
                 if count % INDEX_EVERY == 0:
                     self._offsets.append(good)
                 good += len(line)
                 count += 1
+                last = line
+            if count and not _looks_complete(last):
+                good -= len(last)
+                count -= 1
+                if count % INDEX_EVERY == 0:
+                    self._offsets.pop()
             total = f.seek(0, os.SEEK_END)
         if good < total:
             # A crash mid-write: the tail is not a whole row. Cut it so the next append
@@ -227,9 +235,9 @@ class JobSpool(object):
                     self.meta = json.load(f)
             except (OSError, ValueError) as exc:
                 raise SpoolError("job {}: unreadable {}: {}".format(self.job_id, meta_path, exc)) from None
-        self.streams: Dict[str, Stream] = {
-            name: Stream(os.path.join(path, name + ".jsonl"), writer) for name in STREAMS
-        }
+        self._writer = writer
+        self._streams: Dict[str, Stream] = {}  # opened (and indexed) on first use: listing jobs stays cheap
+        self._streams_lock = threading.Lock()
         self._last_write: Optional[float] = None  # None: the first maybe_flush writes and syncs
         self._last_sync: Optional[float] = None
         self.meta_error: Optional[str] = None
@@ -237,14 +245,28 @@ class JobSpool(object):
     @property
     def error(self) -> Optional[str]:
         """The first write error of any stream or of job.json, else None."""
-        for s in self.streams.values():
+        for s in self._opened():
             if s.error:
                 return s.error
         return self.meta_error
 
+    def stream(self, name: str) -> Stream:
+        """One stream, opened and indexed on first use."""
+        with self._streams_lock:
+            s = self._streams.get(name)
+            if s is None:
+                if name not in STREAMS:
+                    raise SpoolError("job {}: no stream {!r}".format(self.job_id, name))
+                s = self._streams[name] = Stream(os.path.join(self.path, name + ".jsonl"), self._writer)
+            return s
+
+    def _opened(self) -> List[Stream]:
+        with self._streams_lock:
+            return list(self._streams.values())
+
     def append(self, stream: str, row_tail: List[Any]) -> List[Any]:
         """Append to one stream (buffered); returns the row with its seq."""
-        return self.streams[stream].append(row_tail)
+        return self.stream(stream).append(row_tail)
 
     def maybe_flush(self, force: bool = False, now: Optional[float] = None) -> Optional[str]:
         """Write buffered rows every WRITE_EVERY_S and fsync every FLUSH_EVERY_S (both at once when
@@ -255,17 +277,17 @@ class JobSpool(object):
             self._last_write = now
             if sync:
                 self._last_sync = now
-            for s in self.streams.values():
+            for s in self._opened():
                 s.flush(sync=sync)
         return self.error
 
     def last_seq(self) -> Dict[str, int]:
         """{stream: last seq or -1}."""
-        return {name: s.last_seq for name, s in self.streams.items()}
+        return {name: self.stream(name).last_seq for name in STREAMS}
 
     def read(self, stream: str, after_seq: int, limit: int, max_bytes: int = 1 << 19) -> List[List[Any]]:
         """Rows of `stream` after `after_seq` (see Stream.read)."""
-        return self.streams[stream].read(after_seq, limit, max_bytes)
+        return self.stream(stream).read(after_seq, limit, max_bytes)
 
     def update_meta(self, **fields: Any) -> Optional[str]:
         """Merge fields into job.json and rewrite it atomically (tmp + fsync + rename)."""
@@ -307,7 +329,7 @@ class JobSpool(object):
 
     def close(self) -> None:
         """Flush and close the stream files."""
-        for s in self.streams.values():
+        for s in self._opened():
             s.close()
 
 
@@ -350,7 +372,7 @@ class Spool(object):
         return js
 
     def open(self, job_id: str) -> JobSpool:
-        """Reopen an existing job spool (indexes its streams, drops torn tails)."""
+        """Reopen an existing job spool (its streams are indexed, torn tails dropped, on first use)."""
         if not self.exists(job_id):
             raise SpoolError("no job {} in {}".format(job_id, self.root))
         return JobSpool(self.job_path(job_id), self._writer)

@@ -86,6 +86,22 @@ class StreamTest(TmpDirCase):
         self.assertEqual([r[0] for r in rows], [0, 1, 2, 3])
         self.assertEqual(rows[3], [3, "next"])
 
+    def test_a_garbled_last_row_at_an_index_boundary_is_dropped_and_reads_stay_right(self):
+        s = Stream(self.path("s.jsonl"))
+        for i in range(INDEX_EVERY):
+            s.append([i])
+        s.close()
+        with open(self.path("s.jsonl"), "ab") as f:
+            f.write(b'[256,{"torn":]\n')  # looks like a row, is not JSON
+        s2 = Stream(self.path("s.jsonl"))
+        self.assertEqual(s2.last_seq, INDEX_EVERY - 1)
+        s2.append(["new"])
+        s2.flush()
+        self.assertEqual(
+            s2.read(INDEX_EVERY - 2, 5), [[INDEX_EVERY - 1, INDEX_EVERY - 1], [INDEX_EVERY, "new"]]
+        )
+        self.assertEqual(Stream(self.path("s.jsonl")).read(INDEX_EVERY - 1, 5), [[INDEX_EVERY, "new"]])
+
     def test_rows_are_readable_before_they_are_flushed(self):
         s = Stream(self.path("s.jsonl"))
         for i in range(10):
@@ -154,7 +170,7 @@ class JobSpoolTest(TmpDirCase):
         js = JobSpool(root.job_path("j1"), clock=clock)
         path = os.path.join(js.path, "samples.jsonl")
         syncs = []
-        js.streams["samples"]._fsync = syncs.append
+        js.stream("samples")._fsync = syncs.append
         sizes = []
         for i in range(12):  # one row every 50 ms for 0.6 s
             clock.t = 100.0 + i * 0.05
