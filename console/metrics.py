@@ -164,8 +164,9 @@ def _gwp(energy_j: float | None, duration_s: float, impact: ImpactContext | None
         from console.impact import gwp as gwp_fn  # the one implementation of the thesis formula
     res = gwp_fn(energy_j, duration_s, impact.hardware, impact.grid_g_per_kwh, pue=impact.pue,
                  lifetime_years=impact.lifetime_years, embodied=impact.embodied)
-    notes = [] if impact.hardware is not None else ["no hardware profile: embodied share not counted"]
-    estimated = [str(e) for e in getattr(res, "estimated", ()) or ()]
+    said = any("no hardware profile" in n for n in impact.notes)
+    notes = [] if impact.hardware is not None or said else ["no hardware profile: embodied share not counted"]
+    estimated = [str(e) for e in getattr(res, "estimated", ()) or () if "no hardware profile" not in str(e)]
     if estimated:  # documented estimates behind the number (die area not public, memory class reused...)
         notes.append("estimated inputs: " + ", ".join(estimated))
     return {k: float(getattr(res, k)) for k in ("operational", "embodied", "total", "low", "high")}, notes

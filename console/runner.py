@@ -176,6 +176,10 @@ def choose_device(probe: dict[str, Any], host: Host, requested: str | None) -> d
     """
     devices = [d for d in probe.get("devices", []) if isinstance(d, dict) and "id" in d]
     wanted = requested or host.device
+    if wanted and wanted.startswith("sim:"):
+        from console.profiles import get_device
+
+        get_device(wanted[4:])  # simulating hardware we know nothing about would be made-up numbers
     if wanted:
         for dev in devices:
             if dev["id"] == wanted:

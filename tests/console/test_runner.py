@@ -166,3 +166,9 @@ def test_a_host_lost_mid_run_ends_the_wait_and_attach_later_completes_the_run(ag
     run = load_run(run_dir)
     spooled = [r[0] for r in agent.jobs[result.job_id].spool["samples"]]
     assert run.complete and list(run.total()["seq"]) == spooled == list(range(len(spooled)))
+
+
+def test_simulating_hardware_without_a_profile_is_refused_with_close_matches():
+    with pytest.raises(runner.UsageError, match="unknown device 'jetson-agx-orin-64'") as err:
+        runner.choose_device({"devices": []}, Host(name="local", target="local"), "sim:jetson-agx-orin-64")
+    assert err.value.exit_code == 2 and "jetson-agx-orin-64gb" in err.value.fix
