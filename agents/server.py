@@ -240,19 +240,24 @@ class Agent(object):
             )
 
     def op_hello(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`hello` -> the hello message again."""
         return dict(self.hello)
 
     def op_probe(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`probe` -> samplers and devices usable here."""
         return self.probe()
 
     def op_ping(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`ping` -> the device's monotonic and wall clocks (the console estimates the offset)."""
         return {"t_mono": self.clock(), "t_wall": self.wall_clock()}
 
     def op_shutdown(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`shutdown` -> {}; the daemon stops its jobs and exits right after replying."""
         self.shutdown_requested.set()
         return {}
 
     def op_start(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`start` -> {job, t0_wall, t0_mono, sampler}; the job runs in its own thread."""
         spec = normalize_spec(args)
         job_id = _arg(args, "job_id", str) or new_job_id(self.wall_clock())
         with self._lock:
@@ -304,6 +309,7 @@ class Agent(object):
             raise OpError(protocol.E_SAMPLER, "device {!r}: {}".format(device, exc)) from None
 
     def op_stop(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`stop {job}` -> {job, state}, waiting up to STOP_WAIT_S for the end state."""
         job_id = _arg(args, "job", str, required=True)
         job = self.jobs.get(job_id)
         if job is None:
@@ -313,6 +319,7 @@ class Agent(object):
         return {"job": job_id, "state": job.state}
 
     def op_mark(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`mark {job, label}` -> {seq} of the mark row in the events stream."""
         job_id = _arg(args, "job", str, required=True)
         label = _arg(args, "label", str, required=True)
         job = self.jobs.get(job_id)
@@ -321,6 +328,7 @@ class Agent(object):
         return {"seq": job.mark(label)}
 
     def op_status(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`status {job}` -> state, spec, sampler and running totals of a live or stored job."""
         job_id = _arg(args, "job", str, required=True)
         job = self.jobs.get(job_id)
         if job is not None:
@@ -328,6 +336,7 @@ class Agent(object):
         return _stored_status(self._stored_spool(job_id))
 
     def op_jobs(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`jobs` -> every job this agent knows, live and stored, with its last seq per stream."""
         out = []
         for job_id in sorted(set(self.spool.job_ids()) | set(self.jobs)):
             job = self.jobs.get(job_id)
@@ -344,6 +353,7 @@ class Agent(object):
         return {"jobs": out}
 
     def op_fetch(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`fetch {job, stream, after_seq, limit}` -> rows after after_seq, and whether that is all."""
         job_id = _arg(args, "job", str, required=True)
         stream = _arg(args, "stream", str, "samples")
         if stream not in STREAMS:
@@ -367,6 +377,7 @@ class Agent(object):
         }
 
     def op_ack(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`ack {job, stream, upto_seq}` -> {}; the console stored the rows up to upto_seq."""
         job_id = _arg(args, "job", str, required=True)
         stream = _arg(args, "stream", str, required=True)
         upto = _arg(args, "upto_seq", int, required=True)
@@ -378,6 +389,7 @@ class Agent(object):
         return {}
 
     def op_forget(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`forget {job}` -> {}; deletes a finished job whose every row was acked."""
         job_id = _arg(args, "job", str, required=True)
         with self._lock:
             job = self.jobs.get(job_id)
@@ -419,6 +431,7 @@ class Agent(object):
         }
 
     def op_subscribe(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`subscribe {jobs|null}` -> {}; live events for those jobs (null: all) on this connection."""
         jobs = args.get("jobs")
         if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, str) for j in jobs)):
             raise BadArgs("jobs must be a list of job ids or null (all jobs)")
