@@ -173,6 +173,21 @@ class HttpSutTest(unittest.TestCase):
         self.assertGreaterEqual(extra["e2e_ms"], 29.0)
         self.assertNotIn("ttft_ms", extra)
 
+    def test_http_proxy_from_the_environment_is_not_used(self):
+        import os
+
+        saved = os.environ.get("http_proxy")
+        os.environ["http_proxy"] = "http://127.0.0.1:9"  # discard port: a proxy that never answers
+        try:
+            with StubServer(ttft_ms=1, tpot_ms=1, tokens=2) as stub:
+                extra = make_sut({"kind": "http", "url": stub.url, "timeout_s": 5}).infer([0])
+        finally:
+            if saved is None:
+                del os.environ["http_proxy"]
+            else:
+                os.environ["http_proxy"] = saved
+        self.assertEqual(extra["output_tokens"], 2)
+
     def test_endpoint_that_hangs_times_out(self):
         with StubServer(hang_s=2.0) as stub:
             sut = make_sut({"kind": "http", "url": stub.url, "timeout_s": 0.3})
