@@ -14,7 +14,7 @@ from console.tui.widgets.powerplot import (
     render_frame,
     time_ticks,
 )
-from console.tui.widgets.sparkline import spark_levels
+from console.tui.widgets.sparkline import spark_levels, window_means
 
 
 def _text(strip) -> str:  # type: ignore[no-untyped-def]
@@ -68,6 +68,14 @@ def test_time_ticks_count_back_from_now_in_round_steps() -> None:
 def test_sparkline_of_a_flat_signal_is_flat_and_of_a_step_rises() -> None:
     assert set(spark_levels([10.0, 10.2, 9.9, 10.1], 4)) == {4}
     assert spark_levels([1.0, 1.0, 9.0, 9.0], 4) == [1, 1, 8, 8]
+
+
+def test_sparkline_buckets_the_last_minute_by_time_leaving_missing_seconds_blank() -> None:
+    points = [(float(t), 10.0 if t < 50 else 30.0) for t in range(31, 61)]  # only the last 30 s
+    means = window_means(points, 6)  # 10 s per cell ending at the newest point (t=60)
+    assert np.isnan(means[0]) and np.isnan(means[2])
+    assert means[3:] == [10.0, 10.0, 30.0]
+    assert spark_levels(means, 6) == [0, 0, 0, 1, 1, 8]
 
 
 class _PlotApp(App[None]):

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from console.state import DeviceState, DeviceView
 from console.tui import units
 from console.tui.screens.live import LiveScreen
-from console.tui.widgets.sparkline import sparkline
+from console.tui.widgets.sparkline import sparkline, window_means
 from console.tui.widgets.topbar import TopBar
 
 STATE_STYLES = {
@@ -68,8 +68,8 @@ COLUMNS: tuple[Column, ...] = (
            lambda v: _num(v.latency_p99_ms), 8),
     Column("gwpq", "GWP/query", lambda v: _right(units.mg(v.gwp_per_query_mg)),
            lambda v: _num(v.gwp_per_query_mg), 9),
-    Column("spark", "last minute", lambda v: sparkline([w for _, w in v.history], SPARK_WIDTH), None,
-           SPARK_WIDTH),
+    Column("spark", "last minute", lambda v: sparkline(window_means(v.history, SPARK_WIDTH), SPARK_WIDTH),
+           None, SPARK_WIDTH),
 )
 SORTABLE = [c.key for c in COLUMNS if c.sort is not None]
 COMPACT_BELOW = 120  # terminal columns under which the table drops the interval and reorders
