@@ -8,6 +8,8 @@ import re
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console import store
 from console.store import RunWriter, list_runs, load_run, make_run_id
@@ -171,3 +173,19 @@ def test_two_writers_never_record_the_same_run(tmp_path):
     w2 = RunWriter.reopen(w.path)  # free again once the first one let go
     w2.finish({})
     assert not (w.path / store.LOCK_NAME).exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 15)), min_size=1, max_size=12))
+def test_any_order_of_overlapping_batches_stores_each_seq_once(tmp_path_factory, batches):
+    w = RunWriter(tmp_path_factory.mktemp("runs"), None, host="h", device="d")
+    expected: set[int] = set()
+    for start, n in batches:
+        w.add_samples(_samples(start, start + n, rails=False))
+        expected |= set(range(start, start + n))
+    contiguous = -1
+    while contiguous + 1 in expected:
+        contiguous += 1
+    assert w.last_seq("samples") == contiguous and w.count("samples") == len(expected)
+    w.finish({})
+    assert list(load_run(w.path).total()["seq"]) == sorted(expected)
