@@ -189,7 +189,10 @@ class Fleet:
             return
         for run_dir, meta in candidates:
             with self._lock:
-                if meta.get("job_id") not in known or meta.get("job_id") in self._jobs:
+                mine = self._jobs.get(meta.get("job_id"))
+                # a job we gave up on when its host was lost is picked up again when the host is back
+                if meta.get("job_id") not in known or (mine is not None and mine.result is None
+                                                       and mine.error is None):
                     continue
             try:
                 active = runner.reattach(entry.link, run_dir, entry.host)

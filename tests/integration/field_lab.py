@@ -85,8 +85,10 @@ class FieldLab:
         self.hosts[host.name] = host
         return host
 
-    def lab(self, python: str | None = None, **timeouts: float) -> Lab:
-        """Write ssh_config, known_hosts and lab.toml (timeouts as lab keys in [defaults]); load the lab.
+    def lab(self, python: str | None = None, hosts: dict[str, dict[str, float]] | None = None,
+            **timeouts: float) -> Lab:
+        """Write ssh_config, known_hosts and lab.toml and load the lab: `timeouts` are lab keys for
+        [defaults], `hosts` per-host lab keys ({"wl-a": {"lost_after_s": 3}}).
 
         python: the hosts' interpreter; by default this one's real binary, which skips a pyenv shim
         (seconds per SSH command on a loaded box)."""
@@ -108,7 +110,8 @@ class FieldLab:
                  *(f"{k} = {v}" for k, v in timeouts.items()), ""]
         for h in self.hosts.values():
             lines += [f"[hosts.{h.name}]", f'target = "ssh://{h.name}"', f'device = "{h.device}"',
-                      f'ssh_config = "{self.ssh_config}"', f'remote_home = "{h.home}"', ""]
+                      f'ssh_config = "{self.ssh_config}"', f'remote_home = "{h.home}"',
+                      *(f"{k} = {v}" for k, v in (hosts or {}).get(h.name, {}).items()), ""]
         self.lab_file.write_text("\n".join(lines))
         return load_lab(self.lab_file)
 
@@ -133,10 +136,12 @@ class FieldLab:
         self.close()
 
 
-def with_timeouts(lab: Lab, **timeouts: float) -> Lab:
-    """The lab with LinkTimeouts fields that are not lab keys (reconnect_on_stall_s, backoff_*) set."""
+def with_timeouts(lab: Lab, only: tuple[str, ...] | None = None, **timeouts: float) -> Lab:
+    """The lab with LinkTimeouts fields that are not lab keys (reconnect_on_stall_s, backoff_*) set,
+    on every host or on the `only` ones."""
     hosts: dict[str, Host] = {
         name: dataclasses.replace(h, timeouts=dataclasses.replace(h.timeouts, **timeouts))
+        if only is None or name in only else h
         for name, h in lab.hosts.items()
     }
     return Lab(lab.path, hosts)
