@@ -161,3 +161,34 @@ def test_unknown_jump_host_key_is_refused_and_named(ssh_env: SshEnv, tmp_path: P
         connect("wl-behind", _opts(cfg))
     assert f"[127.0.0.1]:{ssh_env.jump.port}" in str(err.value)
     assert "wattlab hosts --accept-new wl-jump" in str(err.value)
+
+
+def test_keys_from_ssh_agent_are_used_when_no_identity_file_is_set(
+    ssh_env: SshEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import subprocess
+
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen([shutil.which("ssh-agent") or "ssh-agent", "-D", "-a", str(sock)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"}
+        subprocess.run(["ssh-add", "-q", str(ssh_env.user_key)], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        # HOME elsewhere so the default ~/.ssh/id_* cannot be what authenticates
+        monkeypatch.setenv("HOME", str(tmp_path))
+        cfg = tmp_path / "ssh_config"
+        cfg.write_text(f"Host viaagent\n  HostName 127.0.0.1\n  Port {ssh_env.target.port}\n"
+                       f"  UserKnownHostsFile {ssh_env.known_hosts}\n  GlobalKnownHostsFile none\n")
+        conn = connect("viaagent", _opts(cfg))
+        try:
+            assert conn.run("true", 5)[0] == 0
+        finally:
+            conn.close()
+    finally:
+        agent.terminate()
+        agent.wait(5)
