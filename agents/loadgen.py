@@ -65,6 +65,7 @@ def run_workload(
         raise LoadgenError("generator 'mlperf' asked but mlperf_loadgen cannot be imported here "
                            "(pip install mlcommons-loadgen, or use generator 'auto'/'builtin')")
     sut = make_sut(spec.get("sut"), clock)
+    sut.should_stop = should_stop
     try:
         sut.open()
     except SutError as exc:

@@ -72,6 +72,17 @@ def _timeout_s(spec: Dict[str, Any]) -> float:
     return float(value)
 
 
+STOP_POLL_S = 0.1  # how often a waiting SUT call looks at should_stop()
+
+
+def _never() -> bool:
+    return False
+
+
+def _stopped(what: str) -> SutError:
+    return SutError("{} interrupted: the job was stopped".format(what))
+
+
 class Sut(object):
     """Base class: one query at a time per call of infer(); subclasses say if calls may overlap."""
 
@@ -82,6 +93,9 @@ class Sut(object):
     def __init__(self, spec: Dict[str, Any], clock: Clock) -> None:
         self.spec = spec
         self.clock = clock
+        # Set by the load generator: a query still running when the job is stopped fails with
+        # "stopped" instead of holding the job's end for up to timeout_s.
+        self.should_stop: Callable[[], bool] = _never
 
     def open(self) -> None:
         """Acquire what the SUT needs (start a server process); failures raise SutError."""
@@ -117,6 +131,8 @@ class BuiltinSut(Sut):
         while time.perf_counter() < deadline:
             for i in range(200):
                 x += i * i
+            if self.should_stop():
+                raise _stopped("builtin work")
         return {}
 
     def describe(self) -> Dict[str, Any]:
@@ -166,16 +182,27 @@ class ArgvSut(Sut):
             )
         except OSError as exc:
             raise SutError("cannot start sut {!r}: {}".format(argv[0], exc)) from None
-        try:
-            _out, err = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise SutError("sut {!r} timed out after {:g} s".format(argv[0], self.timeout_s)) from None
+        err = self._wait(proc, argv[0])
         if proc.returncode != 0:
             raise SutError("sut {!r} exited with code {}: {}".format(
                 argv[0], proc.returncode, _tail(err.decode("utf-8", "replace"))))
         return {}
+
+    def _wait(self, proc: subprocess.Popen, name: str) -> bytes:
+        """stderr of the finished process; SutError after timeout_s or a stop (process group killed)."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:  # short slices so a stop is seen; communicate() may be called again after a timeout
+                return proc.communicate(timeout=max(0.0, min(STOP_POLL_S, deadline - time.monotonic())))[1]
+            except subprocess.TimeoutExpired:
+                stop = self.should_stop()
+                if not stop and time.monotonic() < deadline:
+                    continue
+                _kill_group(proc)
+                proc.communicate()
+                if stop:
+                    raise _stopped("sut {!r}".format(name)) from None
+                raise SutError("sut {!r} timed out after {:g} s".format(name, self.timeout_s)) from None
 
     def describe(self) -> Dict[str, Any]:
         return {"kind": self.kind, "mode": "per_query", "argv": self.argv, "timeout_s": self.timeout_s}
@@ -258,7 +285,7 @@ class ArgvServerSut(Sut):
             except (BrokenPipeError, OSError):
                 raise self._died() from None
             try:
-                answer = self.lines.get(timeout=self.timeout_s)
+                answer = self._answer()
             except queue.Empty:
                 self._kill()
                 raise SutError("sut server {!r} gave no answer within {:g} s (killed; restarted at the "
@@ -267,6 +294,19 @@ class ArgvServerSut(Sut):
             if answer is None:
                 raise self._died()
         return _answer_extra(answer, self.argv[0])
+
+    def _answer(self) -> Optional[str]:
+        """The next stdout line (None at EOF); queue.Empty after timeout_s; SutError if stopped."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return self.lines.get(timeout=max(0.0, min(STOP_POLL_S, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise
+                if self.should_stop():
+                    self._kill()  # its late answer must not be read as the next query's
+                    raise _stopped("sut server {!r}".format(self.argv[0])) from None
 
     def _kill(self) -> None:
         if self.proc is not None:
@@ -428,6 +468,8 @@ class HttpSut(Sut):
             raw = resp.readline()
             if not raw:
                 break
+            if self.should_stop():
+                raise _stopped("request to {}".format(self.url))
             if self.clock() - t_send > self.timeout_s:
                 raise SutError("{} timed out after {:g} s (stream still running)".format(
                     self.url, self.timeout_s))

@@ -196,6 +196,20 @@ class StopTest(unittest.TestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(summary["stopped"], "stop requested")
 
+    def test_stop_interrupts_a_query_still_running(self):
+        flag = threading.Event()
+        threading.Timer(0.2, flag.set).start()
+        rows = []
+        t0 = time.monotonic()
+        summary = run_workload({"scenario": "singlestream", "queries": 3, "generator": "builtin",
+                                "sut": {"kind": "builtin", "work_ms": 5000}},
+                               time.monotonic, lambda *a: rows.append(a), lambda lvl: None, flag.is_set)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(len(rows), 1)
+        self.assertFalse(rows[0][3])
+        self.assertIn("interrupted", rows[0][4]["error"])
+        self.assertEqual(summary["stopped"], "stop requested")
+
     def test_stop_during_offline_leaves_the_rest_not_run(self):
         rec, summary = run(Recorder(stop_after=2), scenario="offline", queries=40, workers=1)
         self.assertLess(len(rec.rows), 40)

@@ -1,6 +1,7 @@
 """SUT adapters: builtin CPU loop, argv per query and as a server, OpenAI-compatible HTTP."""
 
 import sys
+import threading
 import time
 import unittest
 
@@ -211,6 +212,39 @@ class HttpSutTest(unittest.TestCase):
         with self.assertRaises(SutError) as ctx:
             make_sut({"kind": "http", "url": url, "timeout_s": 2}).infer([0])
         self.assertIn("cannot reach", str(ctx.exception))
+
+
+class StopTest(unittest.TestCase):
+    """A stop reaches a query that is still running: it fails as interrupted, quickly."""
+
+    def assert_stops_quickly(self, sut):
+        flag = threading.Event()
+        timer = threading.Timer(0.2, flag.set)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        sut.should_stop = flag.is_set
+        t0 = time.monotonic()
+        with self.assertRaises(SutError) as ctx:
+            sut.infer([77])
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertIn("interrupted", str(ctx.exception))
+
+    def test_stop_interrupts_builtin_work(self):
+        self.assert_stops_quickly(make_sut({"kind": "builtin", "work_ms": 5000}))
+
+    def test_stop_interrupts_a_command_and_kills_it(self):
+        sleeper = [PY, "-c", "import time; time.sleep(5)"]
+        self.assert_stops_quickly(make_sut({"kind": "argv", "argv": sleeper}))
+
+    def test_stop_interrupts_a_server_that_has_not_answered(self):
+        sut = make_sut({"kind": "argv", "mode": "server", "argv": [PY, "-c", SERVER_SRC]})
+        sut.open()
+        self.addCleanup(sut.close)
+        self.assert_stops_quickly(sut)
+
+    def test_stop_interrupts_a_long_stream(self):
+        with StubServer(ttft_ms=10, tpot_ms=100, tokens=50) as stub:
+            self.assert_stops_quickly(make_sut({"kind": "http", "url": stub.url}))
 
 
 if __name__ == "__main__":
