@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     pk = sub.add_parser("pack", help="build the agent zipapp")
     pk.add_argument("--out", required=True, metavar="PATH")
     sub.add_parser("stop", help="stop the running daemon")
+    sub.add_parser("loadgen-child", help=argparse.SUPPRESS)  # one loadgen job, isolated (workload_proc)
     return p
 
 
@@ -65,6 +66,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.cmd == "stop":
         return _stop(home)
+    if args.cmd == "loadgen-child":
+        from agents.workload_proc import child_main
+
+        return child_main()
     return 2
 
 

@@ -398,13 +398,15 @@ class Job(object):
         self._check_workload()
         if self._stop_evt.is_set() and self._end is None:
             self._end = "stopped"
-        err = self.spool.maybe_flush(now=self.clock())
+        now = self.clock()
+        live_due = now - self._last_live >= LIVE_EVERY_S
+        # Rows go to the file before they go live: a console never holds a row the device lost.
+        err = self.spool.maybe_flush(now=now, write=live_due)
         if err and self._end != "failed":
             self._fail(
                 "{}: sampling stopped, rows kept in memory; free space in {}".format(err, self.spool.path)
             )
-        now = self.clock()
-        if now - self._last_live >= LIVE_EVERY_S:
+        if live_due:
             self._last_live = now
             self._publish_rows()
         if now - self._last_meta >= META_EVERY_S:
@@ -438,12 +440,11 @@ class Job(object):
     def _start_loadgen(self, wl: Dict[str, Any]) -> None:
         run_workload = self._run_workload
         if run_workload is None:
-            try:
-                from agents import loadgen  # lazy: only loadgen jobs need it
-            except ImportError as exc:
-                self._fail("loadgen workload unavailable on this agent: {}".format(exc))
-                return
-            run_workload = loadgen.run_workload
+            # In a child process: a LoadGen abort or a SUT crash must never take the daemon (and
+            # every other job on the device) down with it; see agents/workload_proc.py.
+            from agents.workload_proc import run_in_child
+
+            run_workload = run_in_child
 
         def body() -> None:
             try:
