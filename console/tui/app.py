@@ -79,6 +79,8 @@ class WattlabApp(App[None]):
         self.book = HistoryBook()
         self.views: list[DeviceView] = []
         self.polls = 0  # snapshots actually taken (tests and benches read it)
+        self.job_scenarios: dict[str, str] = {}  # job id -> scenario name, for jobs started here
+        self._start_labels: dict[Worker[Any], str] = {}
         self._seen_version: int | None = None
 
     def on_mount(self) -> None:
@@ -159,19 +161,29 @@ class WattlabApp(App[None]):
                                       placeholder=str(self.logs_dir / "<campaign>")), opened)
 
     # -- requests to devices (may block: thread workers) -----------------------------------------
-    def request(self, description: str, fn: Callable[..., Any], *args: Any) -> Worker[Any]:
-        """Run a fleet request off the UI thread; a RequestDone message reports how it ended."""
+    def request(self, description: str, fn: Callable[..., Any], *args: Any,
+                scenario: str | None = None) -> Worker[Any]:
+        """Run a fleet request off the UI thread; a RequestDone message reports how it ended.
+
+        `scenario` names what a start request runs, remembered by job id for the compare screen."""
         self.notify(f"{description}…", timeout=2)
-        return self.run_worker(partial(fn, *args), name=description, group=REQUESTS, thread=True,
-                               exit_on_error=False, description=description)
+        worker = self.run_worker(partial(fn, *args), name=description, group=REQUESTS, thread=True,
+                                 exit_on_error=False, description=description)
+        if scenario:
+            self._start_labels[worker] = scenario
+        return worker
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group != REQUESTS:
             return
         if event.state is WorkerState.SUCCESS:
+            scenario = self._start_labels.pop(worker, None)
+            if scenario and isinstance(worker.result, str):
+                self.job_scenarios[worker.result] = scenario
             self.post_message(self.RequestDone(worker.name, True, result=worker.result))
         elif event.state is WorkerState.ERROR:
+            self._start_labels.pop(worker, None)
             self.post_message(self.RequestDone(worker.name, False, error=str(worker.error)))
 
     def on_wattlab_app_request_done(self, message: RequestDone) -> None:

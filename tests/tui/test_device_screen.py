@@ -130,6 +130,7 @@ async def test_j_starts_a_named_scenario_from_scenarios_toml(app: WattlabApp, fl
         spec = fleet.devices[1].job_spec
         assert spec is not None and spec["workload"]["scenario"] == "singlestream"
         assert spec["meta"]["scenario"] == "singlestream-64"
+        assert app.job_scenarios == {"job-0001": "singlestream-64"}  # compare labels the live job
 
 
 async def test_j_runs_a_typed_command_as_argv_without_a_shell(app: WattlabApp, fleet: FakeFleet) -> None:

@@ -112,7 +112,9 @@ class CompareScreen(LiveScreen):
         views = views if views is not None else self.app.views  # type: ignore[attr-defined]
         by_key = {v.key: v for v in views}
         book = self.app.book  # type: ignore[attr-defined]
-        return [entry_from_view(by_key[k], book) for k in self.keys if k in by_key]
+        names = self.app.job_scenarios  # type: ignore[attr-defined]
+        return [entry_from_view(by_key[k], book, names.get(by_key[k].job_id or "", LIVE))
+                for k in self.keys if k in by_key]
 
     def _render_group(self, views: list[DeviceView] | None = None) -> None:
         entries = self._group(views)

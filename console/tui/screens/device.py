@@ -246,7 +246,8 @@ class DeviceScreen(LiveScreen):
             if spec:
                 name = spec.get("meta", {}).get("scenario", "job")
                 self.app.request(f"start {name} on {self.key}",  # type: ignore[attr-defined]
-                                 self.app.fleet.start_job, host, device, spec)  # type: ignore[attr-defined]
+                                 self.app.fleet.start_job, host, device, spec,  # type: ignore[attr-defined]
+                                 scenario=name)
 
         self.app.push_screen(StartJobScreen(self.key, scenarios, error=error), chosen)
 
