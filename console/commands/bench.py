@@ -268,7 +268,7 @@ def bench_block(run: Any, summary: dict[str, Any]) -> dict[str, Any]:
         "errors": workload.get("errors"),
         "stopped": workload.get("stopped"),
         "energy_per_query_j": _stats(ok_j),
-        "phases_j": energy.as_dict(),
+        "phases_j": energy.as_dict() if summary.get("energy_j") is not None else None,
         "ttft_ms": latency_percentiles([x["ttft_ms"] for x in extras if "ttft_ms" in x]),
         "tpot_ms": latency_percentiles([x["tpot_ms"] for x in extras if "tpot_ms" in x]),
         "output_tokens": sum(int(x.get("output_tokens") or 0) for x in extras) or None,
@@ -399,7 +399,9 @@ def format_bench(s: dict[str, Any], run_dir: Path, rep: int = 0, repeats: int = 
              f"  energy    {_fmt(s.get('energy_j'), '.2f', 'J')} total; per query mean "
              f"{_fmt(epq.get('mean'), '.4f', 'J')} (p90 {_fmt(epq.get('p90'), '.4f', 'J')}); "
              f"gaps {_fmt(ph.get('gaps_j'), '.2f', 'J')}, before {_fmt(ph.get('before_j'), '.2f', 'J')}, "
-             f"after {_fmt(ph.get('after_j'), '.2f', 'J')}"]
+             f"after {_fmt(ph.get('after_j'), '.2f', 'J')}"
+             if s.get("energy_j") is not None else
+             "  energy    not measured (time only on this device); `wattlab hosts` shows what it can measure"]
     if g:
         lines.append(f"  GWP       {g['value']:.4f} mgCO2e/query [{g['low']:.4f}, {g['high']:.4f}]")
     if b.get("ttft_ms"):

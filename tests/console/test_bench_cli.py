@@ -8,13 +8,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from agents.energy import trapezoid
 from console.cli import main
-from console.commands.bench import aggregate, build_workload, parse_sut
+from console.commands.bench import aggregate, bench_block, build_workload, parse_sut
 from console.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,6 +191,17 @@ def test_named_scenarios_come_from_the_scenarios_file_with_overrides():
         build_workload("cmd", named=named)
     with pytest.raises(UsageError, match="--qps applies only to the server scenario"):
         build_workload("singlestream", qps=3.0, named={})
+
+
+def test_a_device_without_power_readings_gives_no_energy_per_query_or_phase():
+    queries = pd.DataFrame({"query_id": [0, 1], "issue_t": [0.1, 0.3], "done_t": [0.2, 0.4],
+                            "ok": [True, True], "extra": ["{}", "{}"]})
+    no_power = pd.DataFrame({"t": [0.0, 0.5], "watts": [float("nan")] * 2})
+    run = SimpleNamespace(total=lambda: no_power, queries=queries, events=[], meta={})
+    b = bench_block(run, {"energy_j": None, "gwp_g": None})
+    assert b["energy_per_query_j"] is None and b["phases_j"] is None and b["gwp_per_query_mg"] is None
+    assert b["_per_query"]["energy_j"] == [None, None]
+    assert b["queries_ok"] == 2
 
 
 def test_aggregate_gives_mean_and_sample_std_over_repeats():
