@@ -268,12 +268,15 @@ class JobSpool(object):
         """Append to one stream (buffered); returns the row with its seq."""
         return self.stream(stream).append(row_tail)
 
-    def maybe_flush(self, force: bool = False, now: Optional[float] = None) -> Optional[str]:
-        """Write buffered rows every WRITE_EVERY_S and fsync every FLUSH_EVERY_S (both at once when
-        `force`). `now` lets a job pass its own clock. Returns the first write error, or None."""
+    def maybe_flush(
+        self, force: bool = False, now: Optional[float] = None, write: bool = False
+    ) -> Optional[str]:
+        """Write buffered rows every WRITE_EVERY_S (or now, with `write`) and fsync every
+        FLUSH_EVERY_S (or now, with `force`). `now` lets a job pass its own clock.
+        Returns the first write error, or None."""
         now = self._clock() if now is None else now
         sync = force or _due(self._last_sync, now, FLUSH_EVERY_S)
-        if sync or _due(self._last_write, now, WRITE_EVERY_S):
+        if sync or write or _due(self._last_write, now, WRITE_EVERY_S):
             self._last_write = now
             if sync:
                 self._last_sync = now

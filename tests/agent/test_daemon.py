@@ -264,20 +264,26 @@ class BridgeTest(HomeCase):
         self.assertEqual(len(rows), status["totals"]["samples"])
         expected = 2.0 / 0.05 + 1 - status["totals"]["skipped_ticks"]
         self.assertEqual(len(rows), expected)
-        self.assertGreaterEqual(len(rows), 35)
+        self.assertGreaterEqual(len(rows), 30)  # a starved machine may skip a few deadlines
         self.assertAlmostEqual(rows[-1][1], 2.0, delta=0.2)
         second.kill()
         self.assertTrue(pid_alive(first.hello["pid"]))  # killing bridges never stops the daemon
 
-    def test_a_killed_daemon_loses_at_most_a_tenth_of_a_second_and_its_job_reads_interrupted(self):
+    def test_a_killed_daemon_keeps_every_row_it_sent_live_and_its_job_reads_interrupted(self):
         first = Bridge(self.home)
         pid = first.hello["pid"]
         self.daemon_pids.add(pid)
-        started = first.client.call("start", device="sim:tesla-t4", interval_ms=50, job_id="crash")
-        time.sleep(1.0)
-        os.kill(pid, signal.SIGKILL)  # OOM killer, reboot of the agent, a bug: no chance to flush
-        t_kill = time.monotonic() - started["t0_mono"]
+        first.client.call("subscribe", jobs=["crash"])
+        first.client.call("start", device="sim:tesla-t4", interval_ms=20, job_id="crash")
+        live = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            msg = first.client.next()
+            if msg.get("event") == "samples":
+                live.extend(msg["rows"])
+        os.kill(pid, signal.SIGKILL)  # OOM killer or a bug: no chance to flush anything
         first.kill()
+        self.assertTrue(live)
         self.assertTrue(wait_for(lambda: not pid_alive(pid)))
         second = Bridge(self.home)
         self.daemon_pids.add(second.hello["pid"])
@@ -286,7 +292,7 @@ class BridgeTest(HomeCase):
         self.assertIn("daemon", status["error"])
         rows = second.client.call("fetch", job="crash", stream="samples", after_seq=-1, limit=100000)["rows"]
         self.assertEqual([r[0] for r in rows], list(range(len(rows))))
-        self.assertGreater(rows[-1][1], t_kill - 0.1 - 0.05 - 0.05)  # write cadence + one interval + slack
+        self.assertEqual(rows[: len(live)], live)  # every row the console saw live is on the device
         events = second.client.call("fetch", job="crash", stream="events", after_seq=-1, limit=100)["rows"]
         self.assertEqual(events[-1][3]["state"], "interrupted")
         second.kill()
