@@ -118,3 +118,25 @@ def test_sigkilled_console_resumes_to_the_same_report_as_an_uninterrupted_run(tm
     events = [json.loads(line) for d in killed.iterdir() if (d / "events.jsonl").exists()
               for line in (d / "events.jsonl").read_text().splitlines()]
     assert any(e.get("kind") == "attach" for e in events)
+
+
+def test_quick_campaign_gives_a_complete_report_table(tmp_path, agent_env):
+    from console.paths import PROFILES_DIR
+    from console.report import render
+
+    spec, lab = load_for_run(PROFILES_DIR / "campaigns" / "quick.toml")
+    t0 = time.monotonic()
+    manifest = run_campaign(spec, tmp_path / "quick", lab=lab)
+    assert time.monotonic() - t0 < 60, "quick.toml must finish in under a minute"
+    assert manifest.counts()["done"] == len(manifest.cells) == 8
+    rep = build_report(tmp_path / "quick")
+    assert len(rep.cells) == 4 and set(rep.cells["n"]) == {2}
+    for col in ("energy_per_query_j_mean", "lat_p50_ms_mean", "lat_p90_ms_mean", "lat_max_ms_mean",
+                "gwp_per_query_mg_mean", "gwp_per_query_low_mg_mean", "gwp_per_query_high_mg_mean",
+                "gwp_per_query_operational_mg_mean", "gwp_per_query_embodied_mg_mean"):
+        assert rep.cells[col].notna().all(), col
+    assert (rep.cells["gwp_per_query_low_mg_mean"] <= rep.cells["gwp_per_query_mg_mean"]).all()
+    assert (rep.cells["gwp_per_query_mg_mean"] <= rep.cells["gwp_per_query_high_mg_mean"]).all()
+    text = render(rep, "md")
+    assert "| orin-sim | singlestream | 16 | 2 |" in text and "| h100-sim | singlestream | 32 | 2 |" in text
+    assert "–" not in text.split("## GWP per query")[1].split("## What if")[0]  # the pivot is full
