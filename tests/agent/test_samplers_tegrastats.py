@@ -147,6 +147,8 @@ while True:
     i += 1
     if mode == "once" and i == len(lines):
         sys.exit(0)
+    while mode == "hold" and i == len(lines):  # print every line once, then stay alive and silent
+        time.sleep(1)
     time.sleep(interval)
 """
 
@@ -189,13 +191,15 @@ class TegrastatsSamplerTest(unittest.TestCase):
             self.assertEqual(f.read().splitlines(), ["--interval 20"])
 
     def test_read_returns_the_latest_line_in_watts_with_its_arrival_time(self):
-        binary, _ = make_fake_tegrastats(self.tmp.name, "xavier-nx-class_mW_idle-then-load.txt")
+        binary, _ = make_fake_tegrastats(self.tmp.name, "xavier-nx-class_mW_idle-then-load.txt", mode="hold")
         with TegrastatsSampler("jetson", interval_ms=10, binary=binary) as s:
-            self.assertTrue(wait_until(lambda: s.read().total_w == 13.353))
-            before = time.monotonic()
-            r = s.read()
-            self.assertLessEqual(r.t, before)
-            self.assertEqual(set(r.rails), {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"})
+            self.assertTrue(wait_until(lambda: s.read().total_w == 13.353))  # the 2nd (last) line
+            first = s.read()
+            time.sleep(0.05)
+            again = s.read()
+            self.assertEqual(again.t, first.t)  # no new line: same reading, stamped when it arrived
+            self.assertLess(again.t, time.monotonic() - 0.04)
+            self.assertEqual(again.rails, {"VDD_IN": 13.353, "VDD_CPU_GPU_CV": 7.340, "VDD_SOC": 1.944})
             self.assertEqual(s.describe()["total_rail"], "VDD_IN")
 
     def test_lines_without_rails_report_need_root_once(self):
