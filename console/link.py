@@ -153,7 +153,7 @@ class Link:
             self._kind = "closed"
             channel, transport = self._channel, self._transport
         if channel is not None:
-            channel.close()
+            _close_quietly(channel)
         if transport is not None:
             try:
                 transport.close()
@@ -195,6 +195,10 @@ class Link:
         try:
             return fut.result(timeout=limit)
         except FutureTimeout:
+            with self._lock:  # a reply that never comes must not stay pending forever
+                for rid, (pending, _op) in list(self._pending.items()):
+                    if pending is fut:
+                        del self._pending[rid]
             raise HostError(self.name, f"no reply to {op!r} within {limit:g} s") from None
 
     # -- events and jobs --
@@ -330,7 +334,7 @@ class Link:
                     if msg["type"] == "hello" and not got_hello:
                         hello_timer.cancel()
                         if not self._check_hello(msg):
-                            channel.close()
+                            _close_quietly(channel)
                             return False
                         got_hello = True
                         heartbeat.start()
@@ -345,14 +349,14 @@ class Link:
             if not got_hello and not self._fatal and not timed_out:
                 tail = _stderr_of(channel)
                 self._set(message="the agent bridge ended before its hello" + (f": {tail}" if tail else ""))
-            channel.close()
+            _close_quietly(channel)
             with self._lock:
                 self._channel = None
         return got_hello
 
     def _hello_timeout(self, channel: Channel) -> None:
         self._set(message=f"no hello within {self.timeouts.connect_timeout_s:g} s")
-        channel.close()
+        _close_quietly(channel)
 
     def _check_hello(self, msg: dict) -> bool:
         if msg.get("v") != P.PROTOCOL_VERSION:
@@ -397,7 +401,7 @@ class Link:
             quiet = self._clock() - (self._last_data or self._clock())
             if quiet >= t.reconnect_on_stall_s:
                 self._set(message=f"no data for {quiet:.0f} s: reconnecting")
-                channel.close()
+                _close_quietly(channel)
                 return
             if quiet >= period:
                 self.request("ping")  # the reply (or its absence) is what we watch
@@ -480,6 +484,15 @@ class Link:
         for fut, op in pending.values():
             if not fut.done():
                 fut.set_exception(HostError(self.name, f"{why} before the reply to {op!r}"))
+
+
+def _close_quietly(channel: Channel) -> None:
+    """Close a channel whose connection may already be dead (paramiko raises EOFError then): a failing
+    close must never kill the reader, the heartbeat or a caller's cleanup."""
+    try:
+        channel.close()
+    except Exception:
+        pass
 
 
 def _open_with_timeout(transport: Transport, timeout_s: float) -> Channel:
