@@ -4,6 +4,9 @@ Same data (10 000 points of a noisy power trace), same size (160x48 cells), same
 median time of each and their ratio. Target (DESIGN.md): ours <= 1/10 of plotext's, aim 1/30.
 
     .venv/bin/python bench/bench_powerplot.py [--points N] [--repeat R]
+
+Recorded 2026-11-24, 2-vCPU VM shared with other jobs (load avg 4-9), plotext 5.3, textual 8.2.8:
+plotext + Rich 127-132 ms, ours 1.9-3.1 ms: ratio 1/43 to 1/66.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Targets: CPU < 30 % of one core, every press < 100 ms.
 Headless: no real terminal writes are counted (a real terminal adds its own cost).
 
     .venv/bin/python bench/bench_tui_load.py [--devices 10] [--hz 20] [--seconds 10]
+
+Recorded 2026-11-24, 2-vCPU VM shared with other jobs (load avg 3-5): process CPU 15.9-17.5 % of one
+core (fake feeder 0.5 %), 4 snapshots/s; key latency with a hung host p50 0.7-1.0 ms, max 6-86 ms.
 """
 
 from __future__ import annotations
