@@ -121,6 +121,7 @@ class Agent(object):
         self._clients_lock = threading.Lock()  # never held while anything slow runs: publish takes it
         self._starting: Set[str] = set()
         self.clients: Set["Connection"] = set()
+        self.client_queue_max = QUEUE_MAX
         self.shutdown_requested = threading.Event()
         self.hello = protocol.hello(
             AGENT_VERSION,
@@ -644,7 +645,7 @@ class Connection(object):
 
 def serve_connection(sock: socket.socket, agent: Agent) -> Tuple[threading.Thread, Connection]:
     """Start a thread serving one accepted socket; it unregisters itself when the client leaves."""
-    conn = Connection(sock, agent)
+    conn = Connection(sock, agent, agent.client_queue_max)
     with agent._clients_lock:
         agent.clients.add(conn)
 

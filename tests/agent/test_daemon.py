@@ -5,6 +5,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -38,6 +39,19 @@ class ConstantSampler(Sampler):
 
 def open_double(device, interval_ms, clock=None, **opts):
     return ConstantSampler(device, clock)
+
+
+class BulkySampler(ConstantSampler):
+    """Twenty rails: big live batches that fill a socket quickly."""
+
+    RAILS = {"rail_{:02d}".format(i): 1.2345678 for i in range(20)}
+
+    def read(self):
+        return Reading(self.clock(), dict(self.RAILS), 24.691356, None)
+
+
+def open_bulky(device, interval_ms, clock=None, **opts):
+    return BulkySampler(device, clock)
 
 
 def pid_alive(pid):
@@ -151,9 +165,9 @@ class RunDirTest(HomeCase):
 
 
 class InProcessDaemonTest(HomeCase):
-    def start_daemon(self, idle_exit_s=600.0):
+    def start_daemon(self, idle_exit_s=600.0, open_sampler=open_double):
         d = Daemon(
-            self.home, idle_exit_s=idle_exit_s, agent_factory=lambda h: Agent(h, open_sampler=open_double)
+            self.home, idle_exit_s=idle_exit_s, agent_factory=lambda h: Agent(h, open_sampler=open_sampler)
         )
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("exit", d.serve_forever()), daemon=True)
@@ -204,6 +218,33 @@ class InProcessDaemonTest(HomeCase):
         sock.close()  # no client left, one job running
         time.sleep(1.0)
         self.assertTrue(t.is_alive())
+
+    def test_a_subscriber_that_stops_reading_never_slows_sampling_and_is_told_it_lagged(self):
+        d, _, _ = self.start_daemon(open_sampler=open_bulky)
+        d.agent.client_queue_max = 4
+        sock = connect(self.home)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client = StreamClient(sock.fileno(), sock.sendall)
+        client.next()
+        client.call("subscribe", jobs=None)
+        for job in ("a", "b"):
+            client.call("start", device="bulky:0", interval_ms=2, duration_s=2.0, job_id=job)
+        time.sleep(2.5)  # the console's laptop sleeps: nobody reads this socket
+        for job in ("a", "b"):
+            self.assertTrue(wait_for(lambda j=job: d.agent.jobs[j].state == "finished"))
+            totals = d.agent.jobs[job].totals
+            self.assertEqual(totals.samples + totals.skipped_ticks, 1001)  # every tick read or counted
+            self.assertGreater(totals.samples, 800)
+        lagged = None
+        while lagged is None:
+            msg = client.next()
+            if msg.get("event") == "lagged":
+                lagged = msg
+        self.assertEqual(lagged["jobs"], ["a", "b"])
+        self.assertGreater(lagged["dropped"], 0)
+        got = client.call("fetch", job="a", stream="samples", after_seq=-1, limit=100000)
+        self.assertEqual(len(got["rows"]), d.agent.jobs["a"].totals.samples)  # backfill has it all
 
     def test_shutdown_stops_running_jobs_and_records_their_end(self):
         _, t, _ = self.start_daemon()
