@@ -238,3 +238,16 @@ async def test_escape_in_the_quit_dialog_keeps_the_console_open(app: WattlabApp,
         await pilot.pause()
         await pilot.press("q", "escape")
         assert isinstance(app.screen, FleetScreen) and app.is_running
+
+
+async def test_the_quit_dialog_answers_to_the_mouse(app: WattlabApp, fleet: FakeFleet) -> None:
+    fleet.start_job("sim-orin", "sim:jetson-agx-orin-64gb", {"workload": {"kind": "loadgen"}})
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.click("#no")
+        assert isinstance(app.screen, FleetScreen)
+        await pilot.press("q")
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert not app.is_running
