@@ -71,6 +71,12 @@ class FakeAgent:
         for c in conns:
             c.close()
 
+    def freeze(self) -> None:
+        """Current connections go silent but stay open (SIGSTOP of the sshd session); new ones work."""
+        with self.lock:
+            for c in self.conns:
+                c.frozen = True
+
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are to every connection (garbage, oversized lines)."""
         with self.lock:
@@ -170,12 +176,15 @@ class _Conn:
         self.agent = agent
         self.sock = sock
         self.subscribed = False
+        self.frozen = False
         self.send_lock = threading.Lock()
 
     def start(self) -> None:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def send(self, msg: dict) -> None:
+        if self.frozen:
+            return
         try:
             with self.send_lock:
                 self.sock.sendall(P.encode(msg))
@@ -202,6 +211,8 @@ class _Conn:
             if not data:
                 return
             for msg in reader.feed(data):
+                if self.frozen:
+                    continue
                 if isinstance(msg, P.ProtocolError):
                     self.send(P.error(None, msg.code, msg.message))
                     continue

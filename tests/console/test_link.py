@@ -238,3 +238,27 @@ def test_a_lagged_notice_triggers_a_backfill_of_the_dropped_rows(agent):
         assert any(e["kind"] == "lagged" and e["dropped"] == 60 for e in sink.events)
     finally:
         link.close()
+
+
+def test_a_silent_connection_is_reported_stalled_then_replaced_and_backfilled(agent):
+    timeouts = LinkTimeouts(connect_timeout_s=3, request_timeout_s=3, stall_after_s=0.3, lost_after_s=60,
+                            reconnect_on_stall_s=1.0, backoff_initial_s=0.05, backoff_max_s=0.1)
+    link = Link("fake", agent.transport, timeouts=timeouts)
+    sink = MemorySink()
+    try:
+        link.connect()
+        assert _wait(lambda: agent.conns and agent.conns[0].subscribed)
+        args = {"device": "sim:jetson-agx-orin-64gb", "interval_ms": 5, "duration_s": 2.0}
+        job = link.call("start", args)["job"]
+        link.track(job, sink)
+        assert _wait(lambda: sink.seen["samples"].contiguous > 10)
+        agent.freeze()
+        assert _wait(lambda: link.state().kind == "stalled", 2)
+        pattern = r"stalled: no data for \d+ s \(last sample \d\d:\d\d:\d\d UTC\)"
+        assert re.match(pattern, link.state().describe())
+        assert _wait(lambda: any(e["kind"] == "reconnect" for e in sink.events), 5)
+        assert _wait(lambda: agent.jobs[job].state == "finished", 5)
+        assert _wait(lambda: sink.last_seq("samples") == agent.jobs[job].spool["samples"][-1][0], 5)
+        assert sorted(sink.rows["samples"]) == list(range(len(agent.jobs[job].spool["samples"])))
+    finally:
+        link.close()
