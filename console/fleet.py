@@ -71,12 +71,14 @@ class Fleet:
     """Thread-safe view and control of every host of a lab."""
 
     def __init__(self, lab: Lab, store_root: str | Path, *, factory_for: TransportFactoryFor | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 tick_s: float = 1.0) -> None:
         self.lab = lab
         self.store_root = Path(store_root)
         self._factory_for = factory_for or runner.transport_factory
         self._clock = clock
         self._wall = wall
+        self._tick_s = tick_s
         self._lock = threading.RLock()
         self._hosts: dict[str, _HostEntry] = {}
         self._jobs: dict[str, _Job] = {}  # job id -> job started through this fleet
@@ -104,7 +106,17 @@ class Fleet:
         for entry in self._hosts.values():
             if entry.probe_error is None:
                 entry.link.start()
+        threading.Thread(target=self._tick, name="fleet ticker", daemon=True).start()
         return self
+
+    def _tick(self) -> None:
+        """States that change with time alone (stalled after N s, "reconnecting in N s", lost) bump
+        the version too, so a UI that redraws on version changes shows them."""
+        while not self._detach.wait(self._tick_s):
+            for entry in list(self._hosts.values()):
+                if entry.link.state().kind in ("reconnecting", "stalled", "lost"):
+                    self._bump()  # their countdowns and "no data for N s" move every tick
+                self._on_state(entry)
 
     def close(self) -> None:
         """Disconnect from every host; jobs keep running on the devices (runs stay resumable)."""

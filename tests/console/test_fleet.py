@@ -143,3 +143,20 @@ def test_a_new_fleet_picks_up_the_run_a_closed_one_left_and_completes_it(two_hos
         assert run.complete and list(run.total()["seq"]) == spooled == list(range(len(spooled)))
     finally:
         again.close()
+
+
+def test_a_host_going_silent_shows_as_stalled_without_any_other_event(tmp_path):
+    agent = FakeAgent()
+    quiet = LinkTimeouts(connect_timeout_s=5, request_timeout_s=5, stall_after_s=0.3, lost_after_s=60,
+                         reconnect_on_stall_s=600)
+    lab = Lab(None, {"good": Host("good", "sim:jetson-agx-orin-64gb", timeouts=quiet)})
+    fleet = Fleet(lab, tmp_path, factory_for=lambda host: agent.transport, tick_s=0.1).start()
+    try:
+        assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+        agent.freeze()
+        seen = fleet.version
+        assert _wait(lambda: fleet.version > seen and _by_host(fleet)["good"].state == DeviceState.STALLED, 3)
+        assert _by_host(fleet)["good"].stalled_for_s >= 0.3
+    finally:
+        fleet.close()
+        agent.close()
