@@ -334,8 +334,10 @@ class Job(object):
         while True:
             deadline = self.t0 + k * interval
             now = self.clock()
-            if deadline > now and self._wait(deadline - now):
-                self._end = self._end or "stopped"
+            if deadline > now:
+                self._wait(deadline - now)
+            if self._stop_evt.is_set() and self._end is None:
+                self._end = "stopped"  # one last sample below, and no workload is started
             if self._end is None and k == k_load:
                 self._begin_load()
                 if duration is not None:
