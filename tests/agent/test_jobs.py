@@ -222,6 +222,20 @@ class SamplerTroubleTest(JobCase):
         notices = [r[3]["message"] for r in self.rows(job, "events") if r[2] == "notice"]
         self.assertEqual(notices, ["power rails need root: run tegrastats as root"])
 
+    def test_a_job_stopped_before_it_runs_takes_one_sample_and_starts_no_workload(self):
+        clock = FakeClock()
+        js = self.spool.create("early", {})
+        wl = {"kind": "argv", "argv": [sys.executable, "-c", "import time; time.sleep(60)"]}
+        job = Job(
+            "early", spec(workload=wl), ScriptedSampler(clock), js, clock, lambda: 1.7e9, None, clock.sleep
+        )
+        job.prepare()
+        job.stop()
+        job.run()
+        self.assertEqual(job.state, "stopped")
+        self.assertEqual(job.totals.samples, 1)
+        self.assertNotIn("workload_start", self.event_kinds(job))
+
     def test_the_job_closes_its_sampler(self):
         clock = FakeClock()
         sampler = ScriptedSampler(clock)
