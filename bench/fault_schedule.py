@@ -147,6 +147,7 @@ class ScheduleResult:
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     made: dict[str, list] = field(default_factory=dict)  # namespaces, veths, sshd pids: gone after the run
+    sessions: dict[str, int] = field(default_factory=dict)  # sshd sessions per host once all cells ended
 
     @property
     def samples_lost(self) -> int:
@@ -174,6 +175,7 @@ class ScheduleResult:
             f"samples backfilled: {self.samples_backfilled}",
             f"samples duplicated: {sum(c.duplicates for c in self.cells)}",
             f"samples lost:       {self.samples_lost}",
+            f"sshd sessions left: {self.sessions} (one live link each)",
             f"relay: {self.relay_stats}",
             f"elapsed:            {self.elapsed_s:.1f} s",
         ]
@@ -248,9 +250,9 @@ class _HostRun:
         total = run.total()
         seqs = sorted(int(s) for s in total["seq"])
         device = _device_rows(self.link, res.job_id)
-        stored = {int(s): (round(float(t), 4), _w(w)) for s, t, w in zip(total["seq"], total["t"],
-                                                                         total["watts"], strict=True)}
-        matches = all(stored.get(r[0]) == (round(float(r[1]), 4), _w(r[2])) for r in device)
+        stored = {int(s): (float(t), w) for s, t, w in zip(total["seq"], total["t"], total["watts"],
+                                                           strict=True)}
+        matches = all(_same(r, stored.get(r[0])) for r in device)
         backfilled = sum(_backfilled(e) for e in run.events)
         rec = CellRecord(
             host=self.fh.name, cell=k, run_dir=res.run_dir, job=res.job_id,
@@ -277,9 +279,16 @@ def _backfilled(event: dict) -> int:
     return int(event.get("samples") or 0) if kind == "backfill" else 0
 
 
-def _w(x: object) -> float | None:
-    # the store keeps watts to the milliwatt, as float32: compare at that precision
-    return None if x is None or x != x else round(float(x), 3)
+def _same(device_row: list, stored: tuple[float, float | None] | None) -> bool:
+    """The stored (t, watts) is the device row's, at the store's precision (t to 0.1 ms, watts to 1 mW
+    in float32); neighbouring samples differ by a whole interval, so a shifted seq cannot pass."""
+    if stored is None:
+        return False
+    t, w = stored
+    dev_w = device_row[2]
+    if dev_w is None or w is None or w != w:
+        return dev_w is None and (w is None or w != w)
+    return abs(t - float(device_row[1])) <= 1.01e-4 and abs(float(w) - float(dev_w)) <= 1.01e-3
 
 
 def _device_rows(link: Link, job: str) -> list[list]:
@@ -325,6 +334,7 @@ def run_schedule(root: Path, *, cells: int = 2, cell_s: float = 6.0, interval_ms
             stop.set()
             result.elapsed_s = time.monotonic() - t0
             result.reconnects = {n: lk.reconnects for n, lk in links.items()}
+            result.sessions = {n: len(h.sshd.session_pids()) for n, h in field_lab.hosts.items()}
             result.states_seen = {r.fh.name: r.states for r in runs}
             result.made = {
                 "netns": [h.ns.name for h in field_lab.hosts.values() if h.ns],

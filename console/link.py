@@ -304,7 +304,11 @@ class Link:
         try:
             transport = self._factory()
             with self._lock:
-                self._transport = transport
+                previous, self._transport = self._transport, transport
+            if previous is not None and previous is not transport:
+                # a factory that builds a new transport per attempt (runner.transport_factory) would
+                # otherwise leave every dropped SSH connection, and its sshd session, open for good
+                _close_transport_quietly(previous)
             channel = _open_with_timeout(transport, self.timeouts.connect_timeout_s)
         except HostError as exc:
             self._set(message=exc.what)
@@ -492,6 +496,13 @@ def _close_quietly(channel: Channel) -> None:
     try:
         channel.close()
     except Exception:
+        pass
+
+
+def _close_transport_quietly(transport: Transport) -> None:
+    try:
+        transport.close()
+    except Exception:  # closing must not raise over a dead host
         pass
 
 

@@ -63,6 +63,11 @@ def test_each_fault_forced_a_reconnect_and_the_gap_came_back_by_backfill(schedul
     assert schedule.samples_backfilled > 0
 
 
+def test_a_redialled_link_leaves_no_old_ssh_session_behind(schedule: ScheduleResult) -> None:
+    # each host was redialled twice; only the live connection may still hold an sshd session there
+    assert schedule.sessions == {host: 1 for host in PLAN}, schedule.sessions
+
+
 def test_the_link_state_shows_stalls_and_reconnects(schedule: ScheduleResult) -> None:
     # a partition and a stopped session are silent: "stalled" first, then dropped and redialled
     for host in ("wl-part", "wl-stall"):
