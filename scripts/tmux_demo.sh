@@ -24,6 +24,7 @@ cleanup() {
     tmux kill-session -t "$SESSION" 2>/dev/null || true
     # The jobs left running on purpose by "quit" live in the isolated agent daemon: stop it.
     "$ROOT/.venv/bin/wattlab" agent stop >/dev/null 2>&1 || true
+    case "$CAPTURES" in "$TMP"/*) ;; *) rm -rf "$TMP" ;; esac  # keep the temp dir only if it holds the screens
 }
 trap cleanup EXIT
 
@@ -72,7 +73,13 @@ wait_for "wattlab +lab default" 10
 echo "first frame after $(python3 -c "print(f'{$(date +%s.%N) - $START:.2f}')") s"
 wait_for "orin-sim .*Jetson AGX Orin" 10
 wait_for "h100-sim .*H100" 10
-wait_for "local " 10
+for host in local orin-sim h100-sim; do wait_for "$host .* idle " 10; done
+# Until its probe answers, a host shows a placeholder device named after the host: wait it out.
+deadline=$((SECONDS + 15))
+while screen | grep -Eq "^ *local +local {2,}"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "local was never probed"
+    sleep 0.2
+done
 capture "fleet-opened"
 
 # 2. sample every device; power must move and GWP grow on the simulated devices
