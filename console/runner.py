@@ -90,6 +90,7 @@ class JobRecorder:
         self.error: str | None = None
         self.ended = threading.Event()
         self.device_totals: dict[str, Any] = {}
+        self.workload: Any = None
         self._lock = threading.Lock()
 
     # JobSink
@@ -428,6 +429,8 @@ def _poll_status(link: Link, recorder: JobRecorder) -> None:
         return  # disconnected: the link reconnects and backfills; the next poll asks again
     if isinstance(status.get("totals"), dict) and status["totals"]:
         recorder.device_totals = status["totals"]
+    if status.get("workload"):
+        recorder.workload = status["workload"]  # e.g. the load generator's own summary
     if status.get("state") in END_STATES:
         recorder._end(status["state"], status.get("error"))
 
@@ -519,6 +522,7 @@ def _summary(writer: store.RunWriter, recorder: JobRecorder, error: str | None) 
         summary["method"]["notes"] += [f"{name}: {why}" for name, why in sorted(reasons.items())]
     summary["state"] = recorder.state
     summary["device_totals"] = recorder.device_totals or None
+    summary["workload"] = recorder.workload
     summary["protocol"] = P.PROTOCOL_VERSION
     return summary
 
