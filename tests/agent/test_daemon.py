@@ -135,10 +135,13 @@ class HomeCase(unittest.TestCase):
     def setUp(self):
         self.home = tempfile.mkdtemp(prefix="wl-d-")
         self.daemon_pids = set()
+        self.daemon_threads = []
 
     def tearDown(self):
         # Never leave a daemon behind: ask it to stop, then make sure it is gone.
         request_once(self.home, "shutdown", timeout=10)
+        for t in self.daemon_threads:
+            t.join(15)  # its jobs write their end state before the directory goes
         for pid in self.daemon_pids:
             if not wait_for(lambda p=pid: not pid_alive(p), 10):
                 os.kill(pid, signal.SIGKILL)
@@ -172,6 +175,7 @@ class InProcessDaemonTest(HomeCase):
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("exit", d.serve_forever()), daemon=True)
         t.start()
+        self.daemon_threads.append(t)
         self.assertTrue(d.ready.wait(10))
         return d, t, result
 
