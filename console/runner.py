@@ -270,8 +270,10 @@ def begin_job(link: Link, host: Host, spec: JobSpec, store_root: str | Path,
         link.untrack(job_id)
         link.remove_listener(recorder.on_event)
         raise
+    now = time.time()
     writer.write_meta({"t0_wall": started.get("t0_wall"), "t0_mono": started.get("t0_mono"),
-                       "sampler": started.get("sampler"), "started_wall": time.time()})
+                       "t0_utc": _utc(started.get("t0_wall")), "sampler": started.get("sampler"),
+                       "started_wall": now, "started_utc": _utc(now)})
     writer.event("started", job=job_id, host=host.name, device=device["id"])
     return ActiveRun(host, writer, recorder, spec)
 
@@ -371,7 +373,8 @@ def follow(link: Link, active: ActiveRun, on_progress: Callable[[Progress], None
     link.untrack(job_id)
     link.remove_listener(recorder.on_event)
     writer.event("ended", job=job_id, state=recorder.state, error=recorder.error)
-    writer.write_meta({"ended_wall": time.time(), "state": recorder.state,
+    now = time.time()
+    writer.write_meta({"ended_wall": now, "ended_utc": _utc(now), "state": recorder.state,
                        "device_totals": recorder.device_totals})
     summary = _summary(writer, recorder, error=recorder.error)
     complete = recorder.state in END_STATES
@@ -533,3 +536,10 @@ def _load_start(writer: store.RunWriter) -> float | None:
         if ev.get("kind") == "load_start" and isinstance(ev.get("t_load_s"), int | float):
             return float(ev["t_load_s"])
     return None
+
+
+def _utc(wall: float | None) -> str | None:
+    """ISO 8601 UTC for run.json readers ("2026-11-24T21:58:19.123Z")."""
+    if wall is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1000):03d}Z"
