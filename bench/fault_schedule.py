@@ -1,4 +1,4 @@
-"""Fault schedule: cells on 3 real SSH hosts run through partitions, stalls, a lossy link and resets.
+"""Fault schedule: a campaign on 3 real SSH hosts runs through partitions, stalls, a lossy link and resets.
 
     sudo .venv/bin/python bench/fault_schedule.py [--cells 2] [--cell-s 6] [--interval-ms 20]
 
@@ -9,7 +9,9 @@ Hosts (tests/integration/field_lab.py), each with its own agent daemon measuring
                                                            cell 1: reset (SIGKILL the sshd session)
   wl-slow   sshd behind a TcpRelay: delay + jitter and     cell 0: byte drop (SSH stream corrupted)
             loss stalls on every chunk, the whole run      cell 1: TCP reset of the relayed connection
-A fault is injected once the cell's job has stored its first samples, and healed while it still runs.
+The cells run through the campaign executor (console.campaign.run_campaign, `cells` repeats of a
+sampling cell per host); a fault is injected once a cell's run has stored live samples, and healed
+while the cell still runs.
 Every cell must end complete with every device sample stored exactly once (seq contiguous from 0,
 same t and watts as the device spool) and none lost. Needs root (namespaces); 127.0.0.1 and the
 namespace's 10.213.k.0/30 only. tests/integration/test_fault_schedule.py runs this same schedule.
@@ -18,7 +20,6 @@ namespace's 10.213.k.0/30 only. tests/integration/test_fault_schedule.py runs th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import threading
@@ -30,10 +31,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.errors import WattlabError
-from console.lab import Host
+from console.campaign import Cell, Manifest, load_campaign, run_campaign, unfinished_run
 from console.link import Link
-from console.runner import JobSpec, Progress, RunResult, attach, open_link, run_job
+from console.runner import open_link
 from console.store import load_run
 from tests.integration.field_lab import FieldHost, FieldLab, with_timeouts
 from tests.integration.netns_sshd import kill_sessions, sessions_stopped
@@ -141,8 +141,8 @@ class CellRecord:
 class ScheduleResult:
     faults: list[FaultRecord] = field(default_factory=list)
     cells: list[CellRecord] = field(default_factory=list)
-    reconnects: dict[str, int] = field(default_factory=dict)
-    states_seen: dict[str, list[str]] = field(default_factory=dict)
+    reconnects: dict[str, int] = field(default_factory=dict)  # "reconnect" events in the runs, per host
+    cell_states: dict[str, str] = field(default_factory=dict)  # manifest.json state per cell id
     relay_stats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -164,18 +164,18 @@ class ScheduleResult:
                 f"  samples device={c.device_samples} stored={c.stored} dup={c.duplicates} lost={c.lost}"
                 f" backfilled={c.backfilled} same_as_device={c.contiguous and c.matches_device}"
                 f" reconnect_events={c.reconnect_events}" for c in self.cells]
-        out += [f"{h:9} link states seen: {', '.join(s)}" for h, s in self.states_seen.items()]
         out += [
             f"faults injected:    {len(self.faults)}",
             f"reconnects:         {sum(self.reconnects.values())} "
             f"({', '.join(f'{h} {n}' for h, n in self.reconnects.items())})",
-            f"cells complete:     {sum(c.complete for c in self.cells)}/{len(self.cells)}",
+            f"cells done:         {list(self.cell_states.values()).count('done')}/{len(self.cell_states)}"
+            f" (manifest.json), runs complete: {sum(c.complete for c in self.cells)}",
             f"samples stored:     {sum(c.stored for c in self.cells)} (device spools: "
             f"{sum(c.device_samples for c in self.cells)})",
             f"samples backfilled: {self.samples_backfilled}",
             f"samples duplicated: {sum(c.duplicates for c in self.cells)}",
             f"samples lost:       {self.samples_lost}",
-            f"sshd sessions left: {self.sessions} (one live link each)",
+            f"sshd sessions left: {self.sessions} (after the campaign closed its links)",
             f"relay: {self.relay_stats}",
             f"elapsed:            {self.elapsed_s:.1f} s",
         ]
@@ -185,90 +185,76 @@ class ScheduleResult:
 # --- the schedule -----------------------------------------------------------------------------
 
 
-class _HostRun:
-    """One host's cells, in order, on one long-lived link; its fault fires mid-cell from a second thread."""
+def campaign_text(hosts: list[str], cells: int, cell_s: float, interval_ms: int) -> str:
+    """The campaign: every host runs `cells` sampling cells of cell_s, one after another."""
+    devices = ", ".join(f'"{h}"' for h in hosts)
+    return (f'name = "faults"\ndevices = [{devices}]\nrepeats = {cells}\norder = "grouped"\n'
+            f"interval_ms = {interval_ms}\n\n[scenarios.sample]\nscenario = \"measure\"\n"
+            f"duration_s = {cell_s}\n")
 
-    def __init__(self, fh: FieldHost, host: Host, link: Link, store: Path, spec: JobSpec,
-                 result: ScheduleResult, t0: float) -> None:
-        self.fh, self.host, self.link, self.store, self.spec = fh, host, link, store, spec
-        self.result, self.t0 = result, t0
+
+class Injector:
+    """Campaign on_progress hook: once a cell runs and its run directory holds live samples, inject that
+    host's planned fault for that cell (on a thread of its own: the executor must not wait for it)."""
+
+    def __init__(self, field_lab: FieldLab, out: Path, result: ScheduleResult, t0: float) -> None:
+        self.field_lab, self.out, self.result, self.t0 = field_lab, out, result, t0
         self.lock = threading.Lock()
-        self.states: list[str] = []
+        self.threads: list[threading.Thread] = []
 
-    def run(self, cells: int) -> None:
-        for k in range(cells):
-            ready = threading.Event()
-
-            def progress(p: Progress, ready: threading.Event = ready) -> None:
-                if p.samples >= FAULT_AFTER_SAMPLES:
-                    ready.set()
-
-            fault = PLAN[self.fh.name][k % len(PLAN[self.fh.name])]
-            injector = threading.Thread(target=self._inject, args=(k, fault, ready), daemon=True)
-            injector.start()
-            try:
-                res = self._run_cell(k, progress)
-            except WattlabError as exc:
-                ready.set()
-                with self.lock:
-                    self.result.errors.append(f"{self.fh.name} cell {k}: {exc}")
-                injector.join()
-                continue
-            injector.join()
-            self._check(k, res)
-
-    def _run_cell(self, k: int, progress: Callable[[Progress], None]) -> RunResult:
-        """run_job; if it gives up mid-job (link down at the final backfill), re-attach as resume does."""
-        spec = dataclasses.replace(self.spec, meta={"cell": k})
-        self._wait_connected(60)  # the previous cell's fault may still be healing
-        seen = set(p.name for p in (self.store / "faults").glob("*"))
-        try:
-            return run_job(self.host, spec, self.store, campaign="faults", on_progress=progress,
-                           link=self.link)
-        except WattlabError:
-            fresh = [p for p in (self.store / "faults").glob("*") if p.name not in seen]
-            if len(fresh) != 1:
-                raise
-            self._wait_connected(60)
-            return attach(fresh[0], link=self.link)
-
-    def _wait_connected(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.link.connected and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def _inject(self, k: int, fault: Callable[[FieldHost], str], ready: threading.Event) -> None:
-        if not ready.wait(60):
+    def __call__(self, _manifest: Manifest, cell: Cell) -> None:
+        if cell.state != "running":
             return
+        plan = PLAN[cell.device]
+        fault = plan[cell.repeat % len(plan)]
+        t = threading.Thread(target=self._inject, args=(cell.device, cell.id, cell.repeat, fault),
+                             daemon=True)
+        with self.lock:
+            self.threads.append(t)
+        t.start()
+
+    def _inject(self, host: str, cell_id: str, k: int, fault: Callable[[FieldHost], str]) -> None:
+        deadline = time.monotonic() + 60
+        while _live_samples(self.out, cell_id) < FAULT_AFTER_SAMPLES:
+            if time.monotonic() > deadline:
+                with self.lock:
+                    self.result.errors.append(f"{cell_id}: no live samples to inject {fault.__name__} into")
+                return
+            time.sleep(0.02)
         at = time.monotonic() - self.t0
-        detail = fault(self.fh)
+        detail = fault(self.field_lab.hosts[host])
         with self.lock:
-            self.result.faults.append(FaultRecord(self.fh.name, k, fault.__name__, detail, at))
+            self.result.faults.append(FaultRecord(host, k, fault.__name__, detail, at))
 
-    def _check(self, k: int, res: RunResult) -> None:
-        run = load_run(res.run_dir)
-        total = run.total()
-        seqs = sorted(int(s) for s in total["seq"])
-        device = _device_rows(self.link, res.job_id)
-        stored = {int(s): (float(t), w) for s, t, w in zip(total["seq"], total["t"], total["watts"],
-                                                           strict=True)}
-        matches = all(_same(r, stored.get(r[0])) for r in device)
-        backfilled = sum(_backfilled(e) for e in run.events)
-        rec = CellRecord(
-            host=self.fh.name, cell=k, run_dir=res.run_dir, job=res.job_id,
-            state=str(res.summary.get("state")),
-            complete=run.complete, device_samples=len(device), stored=len(set(seqs)), stored_rows=len(seqs),
-            contiguous=sorted(set(seqs)) == list(range(len(device))), matches_device=matches,
-            backfilled=backfilled, reconnect_events=sum(e.get("kind") == "reconnect" for e in run.events))
-        with self.lock:
-            self.result.cells.append(rec)
+    def join(self) -> None:
+        for t in list(self.threads):
+            t.join()
 
-    def watch(self, stop: threading.Event) -> None:
-        """Record every distinct link state line kind (what the fleet and TUI show)."""
-        while not stop.wait(0.05):
-            kind = self.link.state().kind
-            if not self.states or self.states[-1] != kind:
-                self.states.append(kind)
+
+def _live_samples(out: Path, cell_id: str) -> int:
+    """Samples the console has stored so far for the cell's unfinished run (lines of its part file)."""
+    run_dir = unfinished_run(out, cell_id)
+    part = run_dir / "samples.part.jsonl" if run_dir is not None else None
+    if part is None or not part.exists():
+        return 0
+    with open(part, "rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def _check_cell(cell: Cell, link: Link) -> CellRecord:
+    """One cell against the device's own spool: every sample once, the same values."""
+    run = load_run(cell.run_dir or "")
+    total = run.total()
+    seqs = sorted(int(s) for s in total["seq"])
+    device = _device_rows(link, cell.job or "")
+    stored = {int(s): (float(t), w) for s, t, w in zip(total["seq"], total["t"], total["watts"], strict=True)}
+    return CellRecord(
+        host=cell.device, cell=cell.repeat, run_dir=Path(cell.run_dir or ""), job=cell.job or "",
+        state=cell.state, complete=run.complete, device_samples=len(device), stored=len(set(seqs)),
+        stored_rows=len(seqs), contiguous=sorted(set(seqs)) == list(range(len(device))),
+        matches_device=all(_same(r, stored.get(r[0])) for r in device),
+        backfilled=sum(_backfilled(e) for e in run.events),
+        reconnect_events=sum(e.get("kind") == "reconnect" for e in run.events))
 
 
 def _backfilled(event: dict) -> int:
@@ -305,7 +291,7 @@ def _device_rows(link: Link, job: str) -> list[list]:
 
 def run_schedule(root: Path, *, cells: int = 2, cell_s: float = 6.0, interval_ms: int = 20,
                  log: Callable[[str], None] = lambda s: None) -> ScheduleResult:
-    """Build the 3-host field lab under root, run `cells` cells per host through the fault plan, tear down."""
+    """Build the 3-host field lab under root, run the campaign through the fault plan, check, tear down."""
     result = ScheduleResult()
     with FieldLab(root / "lab") as field_lab:
         for name, kind, device in HOSTS:
@@ -314,41 +300,46 @@ def run_schedule(root: Path, *, cells: int = 2, cell_s: float = 6.0, interval_ms
             else:
                 getattr(field_lab, f"add_{kind}")(name, device)
         lab = with_timeouts(field_lab.lab(**LAB_TIMEOUTS), **LINK_TIMEOUTS)
-        log(f"lab ready: {', '.join(lab.hosts)}")
-        links: dict[str, Link] = {}
-        try:
-            for name in lab.hosts:  # first connect deploys the agent (slow on a loaded box): done before t0
-                links[name] = open_link(lab.hosts[name])
-            log("agents deployed, links up")
-            spec = JobSpec(interval_ms=interval_ms, duration_s=cell_s)
-            t0 = time.monotonic()
-            runs = [_HostRun(field_lab.hosts[n], lab.hosts[n], links[n], root / "logs", spec, result, t0)
-                    for n in lab.hosts]
-            stop = threading.Event()
-            watchers = [threading.Thread(target=r.watch, args=(stop,), daemon=True) for r in runs]
-            workers = [threading.Thread(target=r.run, args=(cells,)) for r in runs]
-            for t in watchers + workers:
-                t.start()
-            for t in workers:
-                t.join()
-            stop.set()
-            result.elapsed_s = time.monotonic() - t0
-            result.reconnects = {n: lk.reconnects for n, lk in links.items()}
-            result.sessions = {n: len(h.sshd.session_pids()) for n, h in field_lab.hosts.items()}
-            result.states_seen = {r.fh.name: r.states for r in runs}
-            result.made = {
-                "netns": [h.ns.name for h in field_lab.hosts.values() if h.ns],
-                "veths": [h.ns.veth_host for h in field_lab.hosts.values() if h.ns],
-                "sshd_pids": [h.sshd.proc.pid for h in field_lab.hosts.values() if h.sshd.proc],
-            }
-            relay = field_lab.hosts["wl-slow"].relay
-            result.relay_stats = dict(relay.stats) if relay else {}
-        finally:
-            for lk in links.values():
-                lk.close()
+        spec_file = root / "faults.toml"
+        spec_file.write_text(campaign_text(list(lab.hosts), cells, cell_s, interval_ms))
+        spec = load_campaign(spec_file, known_hosts=list(lab.hosts))
+        log(f"lab ready: {', '.join(lab.hosts)}; campaign of {len(lab.hosts) * cells} cells")
+        t0 = time.monotonic()
+        injector = Injector(field_lab, root / "campaign", result, t0)
+        manifest = run_campaign(spec, root / "campaign", lab=lab, on_progress=injector)
+        injector.join()
+        result.elapsed_s = time.monotonic() - t0
+        result.sessions = _sessions_after_close(field_lab)
+        result.made = {
+            "netns": [h.ns.name for h in field_lab.hosts.values() if h.ns],
+            "veths": [h.ns.veth_host for h in field_lab.hosts.values() if h.ns],
+            "sshd_pids": [h.sshd.proc.pid for h in field_lab.hosts.values() if h.sshd.proc],
+        }
+        relay = field_lab.hosts["wl-slow"].relay
+        result.relay_stats = dict(relay.stats) if relay else {}
+        result.cell_states = {c.id: c.state for c in manifest.cells}
+        for name in lab.hosts:
+            cells_here = [c for c in manifest.cells if c.device == name and c.state == "done"]
+            link = open_link(lab.hosts[name])
+            try:
+                result.cells += [_check_cell(c, link) for c in cells_here]
+            finally:
+                link.close()
+        result.reconnects = {n: sum(c.reconnect_events for c in result.cells if c.host == n)
+                             for n in lab.hosts}
     result.faults.sort(key=lambda f: f.at_s)
     result.cells.sort(key=lambda c: (c.host, c.cell))
     return result
+
+
+def _sessions_after_close(field_lab: FieldLab, wait_s: float = 5.0) -> dict[str, int]:
+    """sshd sessions per host once the campaign closed its links (a leaked connection stays here)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        sessions = {n: len(h.sshd.session_pids()) for n, h in field_lab.hosts.items()}
+        if not any(sessions.values()) or time.monotonic() > deadline:
+            return sessions
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:

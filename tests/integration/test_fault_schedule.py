@@ -1,5 +1,6 @@
-"""The fault schedule (bench/fault_schedule.py): 3 real SSH hosts x 2 cells at 50 Hz through a partition,
-a stall, a lossy link with a corrupting byte drop, and resets; every sample is stored exactly once.
+"""The fault schedule (bench/fault_schedule.py): a campaign of 3 real SSH hosts x 2 cells at 50 Hz runs
+through a partition, a stall, a lossy link with a corrupting byte drop, and resets; every cell is done
+and every sample is stored exactly once.
 
 One run of the schedule (~15-30 s) is shared by the tests below; its numbers are printed (pytest -s)
 and recorded in bench/RESULTS.md.
@@ -40,9 +41,11 @@ def test_every_planned_fault_was_injected_mid_cell(schedule: ScheduleResult) -> 
 
 def test_every_cell_completes_despite_the_faults(schedule: ScheduleResult) -> None:
     assert not schedule.errors
+    assert len(schedule.cell_states) == len(PLAN) * CELLS
+    assert set(schedule.cell_states.values()) == {"done"}, schedule.cell_states
     assert [(c.host, c.cell) for c in schedule.cells] == sorted((h, k) for h in PLAN for k in range(CELLS))
     for c in schedule.cells:
-        assert c.complete and c.state == "finished", c
+        assert c.complete and c.state == "done", c
 
 
 def test_every_sample_is_stored_exactly_once(schedule: ScheduleResult) -> None:
@@ -63,17 +66,9 @@ def test_each_fault_forced_a_reconnect_and_the_gap_came_back_by_backfill(schedul
     assert schedule.samples_backfilled > 0
 
 
-def test_a_redialled_link_leaves_no_old_ssh_session_behind(schedule: ScheduleResult) -> None:
-    # each host was redialled twice; only the live connection may still hold an sshd session there
-    assert schedule.sessions == {host: 1 for host in PLAN}, schedule.sessions
-
-
-def test_the_link_state_shows_stalls_and_reconnects(schedule: ScheduleResult) -> None:
-    # a partition and a stopped session are silent: "stalled" first, then dropped and redialled
-    for host in ("wl-part", "wl-stall"):
-        states = schedule.states_seen[host]
-        assert "stalled" in states and "reconnecting" in states, (host, states)
-        assert states[-1] == "connected", (host, states)
+def test_redialled_links_leave_no_ssh_session_behind(schedule: ScheduleResult) -> None:
+    # each host was redialled twice; once the campaign closed its links no sshd session may remain
+    assert schedule.sessions == {host: 0 for host in PLAN}, schedule.sessions
 
 
 def test_the_schedule_stays_short(schedule: ScheduleResult) -> None:
