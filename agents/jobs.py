@@ -436,6 +436,8 @@ class Job(object):
                 return
             self._set_load(1.0)
             self._log("workload_start", kind="argv", argv=self._argv.argv, pid=pid)
+            # Recorded now: if the daemon dies, the next one can end this orphan (see recover()).
+            self.spool.update_meta(workload=self._workload_status())
         else:
             self._start_loadgen(wl)
 
@@ -529,6 +531,7 @@ class Job(object):
                 "kind": "argv",
                 "rc": self._argv.returncode,
                 "pid": self._argv.proc.pid if self._argv.proc else None,
+                "proc_start": self._argv.proc_start,
             }
         if self.spec.get("workload"):
             return {"kind": self.spec["workload"]["kind"], "summary": self.workload_summary}

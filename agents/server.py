@@ -20,6 +20,7 @@ from agents import AGENT_VERSION, protocol
 from agents.jobs import ACTIVE_STATES, Job, SpecError, normalize_spec
 from agents.samplers.base import SamplerError, SamplerUnavailable
 from agents.spool import STREAMS, JobSpool, Spool, SpoolError
+from agents.workload import terminate_orphan
 
 QUEUE_MAX = 512  # live messages buffered per client before it is declared lagging
 FETCH_LIMIT_MAX = 100000
@@ -154,6 +155,22 @@ class Agent(object):
                 # When it died is unknown (after a reboot the monotonic clock restarted too):
                 # the interruption is placed at the last stored sample.
                 t_s = _last_sample_t(js)
+                wl = js.meta.get("workload") or {}
+                if wl.get("kind") == "argv" and wl.get("rc") is None and isinstance(wl.get("pid"), int):
+                    # A benchmark left running would skew every later measurement on this device.
+                    if terminate_orphan(wl["pid"], wl.get("proc_start")):
+                        js.append(
+                            "events",
+                            [
+                                t_s,
+                                "workload_exit",
+                                {
+                                    "pid": wl["pid"],
+                                    "terminated": True,
+                                    "reason": "orphaned by the agent daemon",
+                                },
+                            ],
+                        )
                 js.append(
                     "events", [t_s, "state", {"state": "interrupted", "reason": "agent daemon restarted"}]
                 )

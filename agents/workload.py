@@ -46,6 +46,7 @@ class ArgvWorkload(object):
         self.stdout_path = os.path.join(log_dir, "workload.stdout")
         self.stderr_path = os.path.join(log_dir, "workload.stderr")
         self.proc: Optional[subprocess.Popen] = None
+        self.proc_start: Optional[int] = None  # kernel start time: pid + this name the process uniquely
         self.returncode: Optional[int] = None
         self.terminated = False
 
@@ -81,6 +82,7 @@ class ArgvWorkload(object):
         finally:
             out.close()
             err.close()
+        self.proc_start = process_start_time(self.proc.pid)
         return self.proc.pid
 
     def poll(self) -> Optional[int]:
@@ -136,3 +138,38 @@ def _tail(path: str) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def process_start_time(pid: int) -> Optional[int]:
+    """The kernel's start time of a live `pid` (clock ticks since boot, /proc/<pid>/stat field 22),
+    or None when there is no such process or only its zombie is left.
+
+    A pid alone may be reused after a reboot or a long time; pid + start time cannot.
+    """
+    try:
+        with open("/proc/{}/stat".format(pid), "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        fields = stat.rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def terminate_orphan(pid: int, proc_start: Optional[int], grace_s: float = 5.0) -> bool:
+    """End the process group of a workload whose job died with its daemon; True if it was running.
+
+    Only when pid still names the same process (same start time): never a stranger's pid.
+    """
+    if proc_start is None or process_start_time(pid) != proc_start:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except OSError:
+            return True
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if process_start_time(pid) != proc_start:
+                return True
+            time.sleep(0.05)
+    return True

@@ -19,6 +19,7 @@ from agents.__main__ import request_once
 from agents.daemon import Daemon, DaemonError, connect, run_dir, secure_run_dir, socket_path
 from agents.samplers.base import Reading, Sampler
 from agents.server import Agent
+from agents.workload import process_start_time, terminate_orphan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -341,6 +342,40 @@ class BridgeTest(HomeCase):
         events = second.client.call("fetch", job="crash", stream="events", after_seq=-1, limit=100)["rows"]
         self.assertEqual(events[-1][3]["state"], "interrupted")
         second.kill()
+
+    def test_a_workload_orphaned_by_a_killed_daemon_is_ended_by_the_next_one(self):
+        first = Bridge(self.home)
+        pid = first.hello["pid"]
+        self.daemon_pids.add(pid)
+        wl = {"kind": "argv", "argv": [sys.executable, "-c", "import time; time.sleep(120)"]}
+        first.client.call("start", device="sim:tesla-t4", interval_ms=50, workload=wl, job_id="orphan")
+        self.assertTrue(wait_for(lambda: first.client.call("status", job="orphan")["workload"].get("pid")))
+        wl_pid = first.client.call("status", job="orphan")["workload"]["pid"]
+        self.addCleanup(lambda: pid_alive(wl_pid) and os.kill(wl_pid, signal.SIGKILL))
+        os.kill(pid, signal.SIGKILL)
+        first.kill()
+        self.assertTrue(wait_for(lambda: not pid_alive(pid)))
+        self.assertTrue(pid_alive(wl_pid))  # the benchmark outlived its daemon...
+        second = Bridge(self.home)
+        self.daemon_pids.add(second.hello["pid"])
+        self.assertTrue(wait_for(lambda: not pid_alive(wl_pid)))  # ...until the next daemon started
+        events = second.client.call("fetch", job="orphan", stream="events", after_seq=-1, limit=100)["rows"]
+        ended = [r[3] for r in events if r[2] == "workload_exit"]
+        self.assertEqual(
+            ended, [{"pid": wl_pid, "terminated": True, "reason": "orphaned by the agent daemon"}]
+        )
+        second.kill()
+
+    def test_a_recorded_pid_that_now_names_another_process_is_left_alone(self):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        started = process_start_time(proc.pid)
+        self.assertIsNotNone(started)
+        self.assertFalse(terminate_orphan(proc.pid, started + 1))
+        self.assertIsNone(proc.poll())
+        self.assertTrue(terminate_orphan(proc.pid, started))
+        self.assertIsNotNone(proc.wait(10))
 
     def test_sigterm_stops_the_daemon_and_its_jobs_end_as_stopped(self):
         bridge = Bridge(self.home)
