@@ -277,6 +277,8 @@ class Agent(object):
     def op_start(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
         """`start` -> {job, t0_wall, t0_mono, sampler}; the job runs in its own thread."""
         spec = normalize_spec(args)
+        if self.shutdown_requested.is_set():
+            raise OpError(protocol.E_INTERNAL, "the agent daemon is shutting down; start the job again")
         job_id = _arg(args, "job_id", str) or new_job_id(self.wall_clock())
         with self._lock:
             try:
@@ -309,6 +311,8 @@ class Agent(object):
             with self._lock:
                 self._starting.discard(job_id)
         job.start()
+        if self.shutdown_requested.is_set():
+            job.stop("agent daemon stopping")  # raced with shutdown: end it cleanly, not half-way
         return {"job": job_id, "t0_wall": job.t0_wall, "t0_mono": job.t0, "sampler": job.describe}
 
     def _open_sampler(self, spec: Dict[str, Any]) -> Any:

@@ -99,6 +99,11 @@ class DispatchTest(AgentCase):
         self.assertIn("sensor driver exploded", self.err("start", protocol.E_INTERNAL, device="double:0"))
         self.assertIn("t_mono", self.ok("ping"))
 
+    def test_no_job_starts_once_shutdown_was_asked(self):
+        self.ok("shutdown")
+        self.assertIn("shutting down", self.err("start", protocol.E_INTERNAL, device="double:0"))
+        self.assertEqual(self.agent.jobs, {})
+
     def test_an_unknown_device_is_no_such_device(self):
         self.assertIn("nvml:9", self.err("start", protocol.E_NO_SUCH_DEVICE, device="nvml:9"))
 
