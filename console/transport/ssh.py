@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,9 +366,11 @@ def accept_new_host_key(target: str, options: SshOptions | None = None,
 class SshChannel(Channel):
     """The agent bridge's stdio over one SSH exec channel."""
 
-    def __init__(self, chan: paramiko.Channel, description: str) -> None:
+    def __init__(self, chan: paramiko.Channel, description: str,
+                 on_close: Callable[[SshChannel], None] | None = None) -> None:
         self._chan = chan
         self.description = description
+        self._on_close = on_close
         self._stderr = bytearray()
         # sendall() is several send() calls: two writer threads must not interleave their lines
         self._send_lock = threading.Lock()
@@ -408,6 +411,9 @@ class SshChannel(Channel):
     def close(self) -> None:
         # closing stdin makes the bridge exit; jobs live in the daemon and are not affected
         self._chan.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self)
 
 
 @dataclass(eq=False)
@@ -420,6 +426,7 @@ class SshTransport(Transport):
     _conn: SshConnection | None = field(default=None, repr=False)
     _agent: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _bridges: set[SshChannel] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.host = self.host or self.target
@@ -443,18 +450,40 @@ class SshTransport(Transport):
         from console.deploy import deploy
 
         if self._agent is None or (probe and not self._agent.probe):
-            self._agent = deploy(
-                self.connection(), python=self.options.python, remote_home=self.options.remote_home,
-                timeout_s=self.options.timeout_s or DEFAULT_CONNECT_TIMEOUT_S, probe=probe)
+            conn = self.connection()
+            try:
+                self._agent = deploy(
+                    conn, python=self.options.python, remote_home=self.options.remote_home,
+                    timeout_s=self.options.timeout_s or DEFAULT_CONNECT_TIMEOUT_S, probe=probe)
+            except (paramiko.SSHException, EOFError, OSError) as exc:  # the connection died mid-deploy
+                raise HostError(self.host, f"connection to {conn.endpoint} lost while deploying the agent: "
+                                f"{exc or type(exc).__name__}") from exc
         return self._agent
 
     def open_bridge(self) -> SshChannel:
         """Deploy if needed, start `agent bridge` on the host, return its stdio as a Channel."""
         agent = self.agent(probe=False)
         conn = self.connection()
-        chan = conn.open_session()
-        chan.exec_command(agent.command("bridge"))
-        return SshChannel(chan, f"ssh {conn.endpoint} agent-{agent.hash}")
+        try:
+            chan = conn.open_session()
+            chan.exec_command(agent.command("bridge"))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            # paramiko hands out the dead connection's own exception (often a bare EOFError)
+            raise HostError(self.host, f"could not start the agent bridge over {conn.endpoint}: "
+                            f"{exc or type(exc).__name__}") from exc
+        bridge = SshChannel(chan, f"ssh {conn.endpoint} agent-{agent.hash}", on_close=self._bridge_closed)
+        with self._lock:
+            self._bridges.add(bridge)
+        return bridge
+
+    def _bridge_closed(self, bridge: SshChannel) -> None:
+        # The link opens a new transport per reconnect and may never close the old one: the SSH
+        # connection goes with its last bridge, so nothing stays open behind a closed channel.
+        with self._lock:
+            self._bridges.discard(bridge)
+            if not self._bridges and self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def close(self) -> None:
         with self._lock:

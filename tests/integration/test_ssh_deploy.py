@@ -64,6 +64,10 @@ def test_redeploy_happens_only_when_the_hash_changes(conn, ssh_env: SshEnv, tmp_
     v2 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=False,
                 agent_root=_agent_variant(tmp_path, "v2"))
     assert v2.uploaded and v2.hash != first.hash
+    # SFTP mtimes have 1 s resolution: age the two agents so "newest" is unambiguous
+    now = time.time()
+    os.utime(first.pyz, (now - 200, now - 200))
+    os.utime(v2.pyz, (now - 100, now - 100))
     # the previous agent is kept (a daemon may still run from it), older ones are pruned
     v3 = deploy(conn, remote_home=str(home), cache_dir=tmp_path, probe=True,
                 agent_root=_agent_variant(tmp_path, "v3"))
@@ -124,7 +128,7 @@ def test_bridge_over_ssh_says_hello_and_answers_probe(ssh_env: SshEnv) -> None:
         transport.close()
 
 
-def test_closing_the_bridge_channel_wakes_a_blocked_reader(ssh_env: SshEnv) -> None:
+def test_closing_the_bridge_wakes_a_blocked_reader_and_ends_the_connection(ssh_env: SshEnv) -> None:
     import threading
 
     transport = open_transport("wl-target", ssh_env.host())
@@ -140,5 +144,10 @@ def test_closing_the_bridge_channel_wakes_a_blocked_reader(ssh_env: SshEnv) -> N
         assert not reader.is_alive() and got == [b""]
         with pytest.raises(OSError):
             chan.send(b"{}\n")
+        # the SSH connection went with its last bridge: no session is left on the server
+        deadline = time.monotonic() + 3
+        while ssh_env.target.session_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ssh_env.target.session_pids() == []
     finally:
         transport.close()
