@@ -138,7 +138,7 @@ def deploy(conn: RemoteShell, *, python: str = "python3", remote_home: str | Non
         home = remote_home or login_home
         agent_dir = f"{home.rstrip('/')}/.cache/wattlab"
         pyz = f"{agent_dir}/agent-{digest}.pyz"
-        uploaded = _upload(conn.host, sftp, local, agent_dir, pyz)
+        uploaded = _upload(conn, sftp, local, agent_dir, pyz)
         pruned = _prune(sftp, agent_dir, keep=f"agent-{digest}.pyz")
     finally:
         sftp.close()
@@ -148,7 +148,7 @@ def deploy(conn: RemoteShell, *, python: str = "python3", remote_home: str | Non
     return info
 
 
-def _upload(host: str, sftp: Any, local: Path, agent_dir: str, pyz: str) -> bool:
+def _upload(conn: RemoteShell, sftp: Any, local: Path, agent_dir: str, pyz: str) -> bool:
     size = local.stat().st_size
     try:
         if sftp.stat(pyz).st_size == size:
@@ -167,11 +167,24 @@ def _upload(host: str, sftp: Any, local: Path, agent_dir: str, pyz: str) -> bool
         except OSError:
             pass
         raise HostError(
-            host, f"cannot write the agent to {agent_dir}: {exc.strerror or exc}",
+            conn.host, f"cannot write the agent to {agent_dir}: {_why_unwritable(conn, agent_dir, exc)}",
             fix="free some space or make that directory writable, or set "
             "`remote_home = \"/tmp/wattlab-<you>\"` (any writable directory) for this host in the lab file",
         ) from exc
     return True
+
+
+def _why_unwritable(conn: RemoteShell, agent_dir: str, exc: OSError) -> str:
+    """The shell's reason ("Read-only file system", "No space left on device"): SFTP often says only
+    "Failure"."""
+    test_file = shlex.quote(agent_dir + "/.wattlab-write-test")
+    probe = f"mkdir -p -- {shlex.quote(agent_dir)} && : > {test_file} && rm -f -- {test_file}"
+    try:
+        rc, _, err = conn.run(probe, COMMAND_TIMEOUT_S)
+    except HostError:
+        rc, err = 0, ""
+    lines = err.strip().splitlines()
+    return lines[-1] if rc != 0 and lines else str(exc.strerror or exc)
 
 
 def _mkdir_p(sftp: Any, path: str) -> None:

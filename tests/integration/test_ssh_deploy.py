@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,12 +101,34 @@ def test_python_too_old_is_a_host_error_naming_the_version(conn, ssh_env: SshEnv
     assert str(err.value).startswith("host wl-target:")
 
 
-def test_unwritable_remote_home_is_a_host_error_with_a_fix(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("")
+@pytest.fixture
+def read_only_home(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A read-only home: a read-only bind mount (root ignores permission bits). Where mounting is not
+    permitted, a path under a regular file, which nobody can create either."""
+    home = tmp_path / "ro-home"
+    home.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(home), str(home)], capture_output=True).returncode == 0
+    if mounted and subprocess.run(["mount", "-o", "remount,ro,bind", str(home)],
+                                  capture_output=True).returncode == 0:
+        yield home, "Read-only file system"
+    else:
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_text("")
+        yield blocker / "home", "Not a directory"
+    if mounted:
+        subprocess.run(["umount", str(home)], check=True)
+
+
+def test_read_only_remote_home_is_a_host_error_with_a_fix(
+    conn, read_only_home: tuple[Path, str], tmp_path: Path
+) -> None:
+    home, reason = read_only_home
     with pytest.raises(HostError) as err:
-        deploy(conn, remote_home=str(blocker / "home"), cache_dir=tmp_path)
-    assert "cannot write the agent to" in str(err.value) and "remote_home" in str(err.value)
+        deploy(conn, remote_home=str(home), cache_dir=tmp_path)
+    text = str(err.value)
+    assert text.startswith("host wl-target:") and "cannot write the agent to" in text
+    assert reason in text  # the real cause, not SFTP's bare "Failure"
+    assert "remote_home" in text  # says how to point the agent elsewhere
 
 
 def test_bridge_over_ssh_says_hello_and_answers_probe(ssh_env: SshEnv) -> None:
