@@ -127,6 +127,7 @@ class CellRecord:
     matches_device: bool  # every stored (seq, t, watts) equals the spool's row
     backfilled: int  # samples that came back through fetch after a reconnect or at the end
     reconnect_events: int
+    skipped_ticks: int = 0  # deadlines the device skipped (a starved agent), counted, never read late
 
     @property
     def lost(self) -> int:
@@ -163,6 +164,7 @@ class ScheduleResult:
         out += [f"{c.host:9} cell {c.cell}  {c.state:8} complete={c.complete}"
                 f"  samples device={c.device_samples} stored={c.stored} dup={c.duplicates} lost={c.lost}"
                 f" backfilled={c.backfilled} same_as_device={c.contiguous and c.matches_device}"
+                f" skipped_ticks={c.skipped_ticks}"
                 f" reconnect_events={c.reconnect_events}" for c in self.cells]
         out += [
             f"faults injected:    {len(self.faults)}",
@@ -254,7 +256,8 @@ def _check_cell(cell: Cell, link: Link) -> CellRecord:
         stored_rows=len(seqs), contiguous=sorted(set(seqs)) == list(range(len(device))),
         matches_device=all(_same(r, stored.get(r[0])) for r in device),
         backfilled=sum(_backfilled(e) for e in run.events),
-        reconnect_events=sum(e.get("kind") == "reconnect" for e in run.events))
+        reconnect_events=sum(e.get("kind") == "reconnect" for e in run.events),
+        skipped_ticks=int((run.summary.get("device_totals") or {}).get("skipped_ticks") or 0))
 
 
 def _backfilled(event: dict) -> int:

@@ -51,7 +51,8 @@ def test_every_cell_completes_despite_the_faults(schedule: ScheduleResult) -> No
 def test_every_sample_is_stored_exactly_once(schedule: ScheduleResult) -> None:
     expected = round(CELL_S * 1000 / INTERVAL_MS) + 1  # samples at t = 0, 20 ms, ..., 6 s
     for c in schedule.cells:
-        assert c.device_samples == expected, c
+        # a starved agent skips (and counts) a deadline rather than read late: that is not a lost sample
+        assert c.device_samples + c.skipped_ticks == expected, c
         assert c.contiguous, f"{c.host} cell {c.cell}: stored seqs are not 0..{c.device_samples - 1}"
         assert c.duplicates == 0 and c.lost == 0, c
         assert c.matches_device, f"{c.host} cell {c.cell}: a stored sample differs from the device spool"

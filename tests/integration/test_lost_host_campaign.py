@@ -150,7 +150,9 @@ def test_every_cell_holds_every_sample_exactly_once(outcome: Outcome) -> None:
         run = load_run(c.run_dir)
         assert run.complete, c.id
         seqs = [int(s) for s in run.total()["seq"]]
-        assert seqs == list(range(expected)), (c.id, len(seqs), expected)
+        # a starved agent skips (and counts) a deadline rather than read late: not a lost sample
+        skipped = int((run.summary.get("device_totals") or {}).get("skipped_ticks") or 0)
+        assert seqs == list(range(expected - skipped)), (c.id, len(seqs), expected, skipped)
     lost_cell = next(c for c in outcome.final.cells if c.device == "wl-gone" and c.attempts == 2)
     events = load_run(lost_cell.run_dir).events
     attach = [e for e in events if e.get("kind") in ("attach", "backfill")]
