@@ -97,6 +97,7 @@ def main() -> int:
     args = ap.parse_args()
     interval_ms = max(1, round(1000 / args.hz))
     root = Path(tempfile.mkdtemp(prefix="wattlab-bench-"))
+    os.environ["WATTLAB_CACHE"] = str(root / "console-cache")  # built zipapps stay out of ~/.cache
     sshd = Sshd(root / "sshd", keygen(root / "id_ed25519"), "bench")
     timer = StoreTimer()
     fleet: Fleet | None = None

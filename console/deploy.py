@@ -27,6 +27,7 @@ from console.paths import AGENTS_DIR, user_cache_dir
 MIN_PYTHON = (3, 6)
 PYZ_RE = re.compile(r"^agent-([0-9a-f]{16})\.pyz$")
 HASH_LEN = 16
+LOCAL_BUILDS_KEPT = 4
 PROBE_TIMEOUT_S = 60.0  # the first probe may import jtop / initialise NVML, slow on a Jetson Nano
 COMMAND_TIMEOUT_S = 30.0  # a short remote command on a loaded board (Python start-up alone can take 1-2 s)
 
@@ -78,7 +79,21 @@ def build_agent(cache_dir: Path | None = None, root: Path = AGENTS_DIR) -> tuple
     out = cache / f"agent-{digest}.pyz"
     if not out.is_file():
         build_zipapp(str(out), pkg_dir=str(root))  # atomic (tmp + rename): safe with concurrent consoles
+        _prune_local(cache, keep=LOCAL_BUILDS_KEPT)
     return out, digest
+
+
+def _prune_local(cache: Path, keep: int) -> None:
+    """Drop all but the `keep` newest builds (a developer editing agents/ makes one per change)."""
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:  # pruned by a concurrent console
+            return 0.0
+
+    builds = sorted(cache.glob("agent-*.pyz"), key=mtime, reverse=True)
+    for old in builds[keep:]:
+        old.unlink(missing_ok=True)
 
 
 # --- remote side ----------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def ssh_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshEnv]:
     user_key = keygen(root / "id_ed25519", comment="wattlab-test-user")
     target = Sshd(root / "target", user_key, "target")
     jump = Sshd(root / "jump", user_key, "jump")
+    env_patch = pytest.MonkeyPatch()
+    # built agent zipapps go to a tmp cache, not the real ~/.cache (console subprocesses inherit it)
+    env_patch.setenv("WATTLAB_CACHE", str(root / "console-cache"))
     try:
         target.start()
         jump.start()
@@ -109,3 +112,4 @@ def ssh_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshEnv]:
         kill_agents_under(root)
         target.stop()
         jump.stop()
+        env_patch.undo()

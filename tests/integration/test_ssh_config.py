@@ -99,3 +99,23 @@ def _keygen(tmp_path: Path) -> Path:
     from tests.integration.sshd import keygen
 
     return keygen(tmp_path / "k")
+
+
+def test_local_agent_builds_are_cached_by_hash_and_pruned(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from console.deploy import LOCAL_BUILDS_KEPT, build_agent
+    from console.paths import AGENTS_DIR
+
+    built = []
+    for i in range(LOCAL_BUILDS_KEPT + 2):
+        root = tmp_path / f"v{i}" / "agents"
+        shutil.copytree(AGENTS_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "_variant.py").write_text(f"TAG = {i}\n")
+        path, digest = build_agent(tmp_path / "cache", root)
+        os.utime(path, (1000 + i, 1000 + i))  # build order, independent of the clock's resolution
+        assert build_agent(tmp_path / "cache", root) == (path, digest)  # cached: same file, same hash
+        built.append(path.name)
+    left = sorted(p.name for p in (tmp_path / "cache" / "agents").glob("agent-*.pyz"))
+    assert left == sorted(built[-LOCAL_BUILDS_KEPT:])
