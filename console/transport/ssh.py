@@ -109,8 +109,10 @@ def parse_target(target: str) -> tuple[str | None, str, int | None]:
         port = parts.port
     except ValueError as exc:
         raise HostError(target, f"bad port in SSH target: {exc}") from exc
-    # urlsplit lowercases the hostname; ssh_config Host patterns are matched case-insensitively anyway
-    return parts.username, parts.hostname, port
+    # not parts.hostname: it is lowercased, and paramiko matches `Host` patterns case-sensitively
+    hostport = parts.netloc.rpartition("@")[2]
+    host = hostport[1:hostport.index("]")] if hostport.startswith("[") else hostport.partition(":")[0]
+    return parts.username, host, port
 
 
 def resolve(target: str, config: paramiko.SSHConfig, timeout_s: float | None = None) -> Endpoint:
@@ -122,7 +124,8 @@ def resolve(target: str, config: paramiko.SSHConfig, timeout_s: float | None = N
     # the lab's timeout and ssh_config's ConnectTimeout are both limits the user set: the stricter wins
     limits = [t for t in (timeout_s, _float(cfg.get("connecttimeout"))) if t]
     timeout = min(limits) if limits else DEFAULT_CONNECT_TIMEOUT_S
-    keepalive = int(_float(cfg.get("serveraliveinterval")) or DEFAULT_KEEPALIVE_S)
+    alive = _float(cfg.get("serveraliveinterval"))
+    keepalive = DEFAULT_KEEPALIVE_S if alive is None else int(alive)  # 0 turns keepalives off, as in ssh
     return Endpoint(
         alias=alias,
         hostname=cfg.get("hostname", alias),

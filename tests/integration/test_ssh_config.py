@@ -35,6 +35,13 @@ def test_alias_takes_hostname_user_port_keys_and_jumps_from_config(tmp_path: Pat
     assert ep.key_name == "[10.0.0.7]:2222"
 
 
+def test_alias_case_is_kept_for_the_config_lookup(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "Host OrinLab\n  HostName 10.0.0.9\n  ServerAliveInterval 0\n")
+    ep = resolve("ssh://nvidia@OrinLab", cfg)
+    assert (ep.hostname, ep.user, ep.keepalive_s) == ("10.0.0.9", "nvidia", 0)
+    assert parse_target("ssh://[::1]:2222") == (None, "::1", 2222)
+
+
 def test_user_and_port_in_the_target_win_over_config(tmp_path: Path) -> None:
     cfg = _config(tmp_path, "Host orin\n  User nvidia\n  Port 2222\n")
     ep = resolve("ssh://root@orin:2200", cfg)
