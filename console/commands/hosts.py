@@ -204,6 +204,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("hosts")
     def hosts_cmd(
+        ctx: typer.Context,
         lab: Optional[Path] = typer.Option(None, "--lab", help="Lab file (default: the built-in lab)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per host)."),
         accept_new_host: Optional[str] = typer.Option(
@@ -211,7 +212,8 @@ def register(app: typer.Typer) -> None:
             help="Record HOST's SSH host key in your known_hosts (only if none is known yet), then exit."),
     ) -> None:
         """List the lab's hosts: reachability, agent version, Python, devices and what can be measured."""
-        hosts = load_hosts(lab)
+        parent = ctx.parent.params if ctx.parent is not None else {}
+        hosts = load_hosts(lab or parent.get("lab"))  # `wattlab --lab FILE hosts` works too
         if accept_new_host:
             typer.echo(accept_new(accept_new_host, hosts))
             return
