@@ -40,9 +40,10 @@ from tests.integration.netns_sshd import kill_sessions, sessions_stopped
 
 HOLD_S = 3.0  # how long a partition or a stall lasts: longer than reconnect_on_stall_s
 FAULT_AFTER_SAMPLES = 40  # inject once the cell has stored this many samples (live data flowed)
-LAB_TIMEOUTS = {"connect_timeout_s": 20, "request_timeout_s": 15, "stall_after_s": 0.6, "lost_after_s": 60}
-# Not lab keys (yet): how soon a silent link is dropped and redialled, and the backoff.
-LINK_TIMEOUTS = {"reconnect_on_stall_s": 1.5, "backoff_initial_s": 0.2, "backoff_max_s": 1.0}
+# lab keys: a silent link (partition, stopped session) is "stalled" after 0.6 s and redialled after 1.5 s
+LAB_TIMEOUTS = {"connect_timeout_s": 20, "request_timeout_s": 15, "stall_after_s": 0.6, "lost_after_s": 60,
+                "reconnect_on_stall_s": 1.5}
+LINK_TIMEOUTS = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0}  # not lab keys
 RELAY = {"delay_ms": 15.0, "jitter_ms": 10.0, "loss_rate": 0.03, "rto_s": 0.2, "seed": 9}
 HOSTS = (  # name, kind, device
     ("wl-part", "netns", "sim:jetson-agx-orin-64gb"),

@@ -10,7 +10,8 @@
     power_mode = "MAXN"        # recorded in run.json (the operator sets it on the board)
     python = "python3"         # remote interpreter for the agent
     ssh_config = "~/.ssh/config"  # and remote_home: where the agent lives on the host
-    connect_timeout_s = 15     # also request_timeout_s, stall_after_s, lost_after_s
+    connect_timeout_s = 15     # also request_timeout_s, stall_after_s, lost_after_s,
+    reconnect_on_stall_s = 30  # silent this long (a partition, a hung session): drop the channel and redial
 
 `sim:` hosts are served by the local agent daemon through the same protocol as real devices.
 A HOST argument is a lab host name, `local`, `sim:<hardware-id>` or an `ssh://` URL.
@@ -33,9 +34,10 @@ from console.paths import PROFILES_DIR
 from console.profiles import find_line
 
 DEFAULT_LAB = PROFILES_DIR / "lab.toml"
+TIMEOUT_KEYS = ("connect_timeout_s", "request_timeout_s", "stall_after_s", "lost_after_s",
+                "reconnect_on_stall_s")
 HOST_KEYS = {"target", "device", "grid", "pue", "power_mode", "python", "ssh_config", "remote_home",
-             "connect_timeout_s", "request_timeout_s", "stall_after_s", "lost_after_s"}
-TIMEOUT_KEYS = ("connect_timeout_s", "request_timeout_s", "stall_after_s", "lost_after_s")
+             *TIMEOUT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ def _host(name: str, raw: dict[str, Any], source: str | None, table: str = "", f
     timeouts = LinkTimeouts(**{k: float(raw[k]) for k in TIMEOUT_KEYS if k in raw})
     if timeouts.lost_after_s <= timeouts.stall_after_s and fail is not None:
         raise fail(table, "lost_after_s", "lost_after_s must be longer than stall_after_s")
+    if timeouts.reconnect_on_stall_s <= timeouts.stall_after_s and fail is not None:
+        raise fail(table, "reconnect_on_stall_s", "reconnect_on_stall_s must be longer than stall_after_s")
     device = raw.get("device") or (target if target.startswith("sim:") else None)
     return Host(name=name, target=target, device=device, grid=raw.get("grid"),
                 pue=float(raw["pue"]) if "pue" in raw else None, power_mode=raw.get("power_mode"),
