@@ -38,6 +38,7 @@ OPS = (
     "ping",
     "shutdown",  # stop the daemon (tests, `wattlab agent stop`)
     "output",  # an argv workload's stdout/stderr bytes: {job, which: stdout|stderr, offset, limit}
+    "monitor",  # idle devices' power to this client only: {devices: [..] or null, interval_ms >= 200}
 )
 
 STREAMS = ("samples", "queries", "events")

@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from agents import AGENT_VERSION, protocol
+from agents import AGENT_VERSION, monitor, protocol
 from agents.jobs import ACTIVE_STATES, Job, SpecError, normalize_spec
 from agents.samplers.base import SamplerError, SamplerUnavailable
 from agents.spool import STREAMS, JobSpool, Spool, SpoolError
@@ -452,6 +452,34 @@ class Agent(object):
             "eof": (not active) and next_offset >= size,
         }
 
+    def op_monitor(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
+        """`monitor {devices|null, interval_ms}` -> {devices, interval_ms}; idle devices' power read
+        every interval_ms and pushed to this client only (agents/monitor.py); devices=[] stops it."""
+        try:
+            devices, interval_ms = monitor.parse_args(args)
+        except ValueError as exc:
+            raise BadArgs(str(exc)) from None
+        if client is None:
+            raise BadArgs("monitor streams to a connected client only")
+        old = client.monitor
+        if old is not None:
+            old.stop()  # a new request replaces the previous one
+        client.monitor = None
+        if devices == []:
+            return {"devices": [], "interval_ms": interval_ms}
+        client.monitor = monitor.Monitor(
+            devices,
+            interval_ms,
+            self.open_sampler,
+            lambda: {j.spec["device"] for j in self.active_jobs()},
+            client.push,
+            client.closed,
+            clock=self.clock,
+            wall_clock=self.wall_clock,
+            probe=self.probe,
+        ).start()
+        return {"devices": devices, "interval_ms": interval_ms}
+
     def op_subscribe(self, args: Dict[str, Any], client: Any) -> Dict[str, Any]:
         """`subscribe {jobs|null}` -> {}; live events for those jobs (null: all) on this connection."""
         jobs = args.get("jobs")
@@ -537,6 +565,7 @@ class Connection(object):
         self._lagged: Set[str] = set()
         self._lag_dropped = 0
         self.closed = threading.Event()
+        self.monitor: Optional[Any] = None  # agents.monitor.Monitor while this client asked for one
 
     # -- outgoing -----------------------------------------------------------------------------
 
@@ -571,6 +600,15 @@ class Connection(object):
             except queue.Full:
                 self._lagged.add(job or "")
                 self._lag_dropped += 1
+
+    def push(self, msg: Dict[str, Any]) -> None:
+        """A live event for this client only (monitor readings); dropped when its queue is full."""
+        if self.closed.is_set():
+            return
+        try:
+            self._q.put_nowait(protocol.encode(msg))
+        except (queue.Full, protocol.ProtocolError, ValueError, TypeError):
+            pass  # not spooled and not needed later: the next reading replaces it
 
     def _writer(self) -> None:
         try:
