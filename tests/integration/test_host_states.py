@@ -32,8 +32,9 @@ pytestmark = [pytest.mark.sshd, pytest.mark.netns, pytest.mark.slow]
 
 HOST_KEYS = {  # lab keys, per host: what this file tests is that each host gets its own
     # wl-away drops a silent channel after 1 s and redials; wl-hung rides a stall out on the same channel
-    "wl-away": {"connect_timeout_s": 8, "stall_after_s": 0.5, "lost_after_s": 5, "reconnect_on_stall_s": 1},
-    "wl-hung": {"connect_timeout_s": 8, "stall_after_s": 0.5, "lost_after_s": 2.5,
+    # (connect_timeout_s bounds the first connect, which deploys the agent: generous for a loaded CI box)
+    "wl-away": {"connect_timeout_s": 15, "stall_after_s": 0.5, "lost_after_s": 8, "reconnect_on_stall_s": 1},
+    "wl-hung": {"connect_timeout_s": 15, "stall_after_s": 0.5, "lost_after_s": 2.5,
                 "reconnect_on_stall_s": 30},
     "wl-dark": {"connect_timeout_s": 2, "stall_after_s": 0.5, "lost_after_s": 2},
 }
