@@ -74,10 +74,9 @@ class Sshd:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.port = self.port or self._pick_port()
         self.write_config()
-        self.proc = subprocess.Popen(
-            self.argv(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-        )
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
