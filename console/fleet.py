@@ -27,6 +27,7 @@ from console.state import DeviceState, DeviceView, GwpView
 from console.transport.base import Transport
 
 HISTORY_S = 60.0
+MONITOR_INTERVAL_MS = 500  # idle power readings (agent `monitor` op): light, yet visibly live
 TransportFactoryFor = Callable[[Host], Callable[[], Transport]]
 
 
@@ -37,7 +38,23 @@ class _Live:
     power_w: float | None = None
     rails_w: dict[str, float | None] = field(default_factory=dict)
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
+    rail_history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
     last_sample_wall: float | None = None
+    source: str | None = None  # "job" or "monitor": which stream set power_w/rails_w last
+    monitor_error: str | None = None  # why the agent cannot read this idle device, one line
+
+    def add(self, t: float, total_w: float | None, rails: dict[str, float | None]) -> None:
+        """One reading at wall time t (the rails dict is kept as is: callers never mutate it)."""
+        if total_w is not None:
+            self.history.append((t, float(total_w)))
+        if rails:
+            self.rail_history.append((t, rails))
+
+    def prune(self, now: float) -> None:
+        """Keep the last HISTORY_S seconds."""
+        for points in (self.history, self.rail_history):
+            while points and points[0][0] < now - HISTORY_S:
+                points.popleft()
 
 
 @dataclass
@@ -180,7 +197,19 @@ class Fleet:
             entry.probing = False
             self._bump()
         if entry.probe_error is None:
+            self._monitor(entry)
             self._adopt(entry)
+
+    def _monitor(self, entry: _HostEntry) -> None:
+        """Ask the agent for idle power readings of this host's devices (again after each reconnect:
+        a monitor lives as long as its connection). An agent without `monitor` shows idle power as —."""
+        ids = [d["id"] for d in entry.devices if d["id"] != "none"]
+        if not ids:
+            return
+        try:
+            entry.link.call("monitor", {"devices": ids, "interval_ms": MONITOR_INTERVAL_MS})
+        except WattlabError:
+            pass  # an older agent (unknown_op) or a drop: the next connect asks again
 
     def _adopt(self, entry: _HostEntry) -> None:
         """Pick up runs this lab left unfinished (console closed or killed) whose job the host still
@@ -215,6 +244,9 @@ class Fleet:
 
     # -- live events --
     def _on_event(self, entry: _HostEntry, msg: dict) -> None:
+        if msg.get("event") == "monitor":
+            self._on_monitor(entry, msg)
+            return
         job = self._jobs.get(msg.get("job") or "")
         if job is None or job.active.host.name != entry.host.name:
             return  # the daemon is shared (local + sim hosts): only our host's jobs count here
@@ -227,20 +259,40 @@ class Fleet:
             with self._lock:
                 live = entry.live.setdefault(job.device_id, _Live())
                 for r in rows:
-                    if r[2] is not None:
-                        live.history.append((job.t0_wall + r[1] if job.t0_wall else now, float(r[2])))
+                    live.add(job.t0_wall + r[1] if job.t0_wall else now, r[2], r[3])
                 last = rows[-1]
                 live.power_w = last[2]
                 live.rails_w = dict(last[3] or {})
                 live.last_sample_wall = now
-                while live.history and live.history[0][0] < now - HISTORY_S:
-                    live.history.popleft()
+                live.source = "job"
+                live.prune(now)
         elif name == "queries":
             with self._lock:
                 for q in msg.get("rows") or []:
                     if q[3] is not None and q[4]:
                         job.latencies_ms.append((float(q[3]) - float(q[2])) * 1000.0)
                 job.latency_dirty = True
+        self._bump()
+
+    def _on_monitor(self, entry: _HostEntry, msg: dict) -> None:
+        """An idle device's reading: moves its power, rails and sparkline until a job takes over."""
+        device = msg.get("device")
+        total, rails, t = msg.get("total_w"), msg.get("rails"), msg.get("t_wall")
+        if (total is not None and not _is_num(total)) or not isinstance(rails, dict):
+            return  # malformed: never let the wire put a non-number on screen
+        rails = {str(k): v for k, v in rails.items() if v is None or _is_num(v)}
+        now = self._wall()
+        with self._lock:
+            live = entry.live.get(device) if isinstance(device, str) else None
+            if live is None or any(j.device_id == device and j.active.host.name == entry.host.name
+                                   and j.result is None and j.error is None for j in self._jobs.values()):
+                return  # not a device we show, or its job's samples are the live source
+            live.monitor_error = msg["error"] if isinstance(msg.get("error"), str) else None
+            if live.monitor_error is None:
+                live.add(float(t) if _is_num(t) else now, total, rails)
+                live.power_w, live.rails_w, live.last_sample_wall = total, rails, now
+                live.source = "monitor"
+                live.prune(now)
         self._bump()
 
     # -- jobs --
@@ -339,13 +391,18 @@ class Fleet:
                 job.latency, job.latency_dirty = latency_percentiles(job.latencies_ms), False
             if job.latency:
                 fields.update(latency_p50_ms=job.latency["p50"], latency_p99_ms=job.latency["p99"])
-        message = entry.probe_error or link_state.message
+        probed = bool(entry.devices)
+        message = entry.probe_error or link_state.message or (live.monitor_error if job is None else None)
+        if link_state.kind == "connected" and not probed and message is None:
+            message = "connected; asking the agent what it can measure"
+        # Idle: the monitor's readings; after a job ends, nothing until the monitor speaks again.
+        shown = job is not None or live.source == "monitor"
         return DeviceView(
             host=entry.host.name, device_id=dev["id"], hardware_id=dev.get("hardware_id"),
             name=dev.get("name") or dev["id"], category=_category(dev.get("hardware_id")),
-            state=_device_state(link_state, job, entry.probe_error), sampler=dev.get("sampler"),
-            power_w=live.power_w if job is not None else None, rails_w=dict(live.rails_w) if job else {},
-            history=tuple(live.history),
+            state=_device_state(link_state, job, entry.probe_error, probed), sampler=dev.get("sampler"),
+            power_w=live.power_w if shown else None, rails_w=dict(live.rails_w) if shown else {},
+            history=tuple(live.history), rail_history=tuple(live.rail_history),
             last_sample_wall=live.last_sample_wall or link_state.last_sample_wall,
             reconnect_in_s=link_state.reconnect_in_s, attempt=link_state.attempt,
             stalled_for_s=link_state.stalled_for_s, message=message, **fields,
@@ -404,17 +461,24 @@ def _category(hardware_id: str | None) -> str | None:
         return None
 
 
-def _device_state(link_state: LinkState, job: _Job | None, probe_error: str | None) -> DeviceState:
+def _device_state(link_state: LinkState, job: _Job | None, probe_error: str | None,
+                  probed: bool = True) -> DeviceState:
     kind = link_state.kind
-    if kind == "error" or (probe_error and kind in ("connecting", "closed")):
+    if kind == "error" or (probe_error and (kind in ("connecting", "closed") or not probed)):
         return DeviceState.ERROR
     mapping = {"connecting": DeviceState.CONNECTING, "reconnecting": DeviceState.RECONNECTING,
                "stalled": DeviceState.STALLED, "lost": DeviceState.LOST, "closed": DeviceState.LOST}
     if kind in mapping:
         return mapping[kind]
+    if not probed:
+        return DeviceState.CONNECTING  # a placeholder row: nothing can start on it yet
     if job is None:
         return DeviceState.IDLE
     return DeviceState.RUNNING if job.active.spec and job.active.spec.workload else DeviceState.SAMPLING
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def _running_gwp(job: _Job, energy_j: float, elapsed_s: float) -> GwpView | None:

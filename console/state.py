@@ -55,6 +55,8 @@ class DeviceView:
     latency_p99_ms: float | None = None
     gwp_per_query_mg: float | None = None
     history: tuple[tuple[float, float], ...] = ()  # (t wall s, watts) of the last minute, for sparklines
+    # (t wall s, {rail: watts}) of the last minute, at the same times as `history` (dicts never mutated)
+    rail_history: tuple[tuple[float, dict[str, float | None]], ...] = ()
     last_sample_wall: float | None = None
     reconnect_in_s: float | None = None
     attempt: int = 0

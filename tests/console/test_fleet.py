@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -160,3 +161,54 @@ def test_a_host_going_silent_shows_as_stalled_without_any_other_event(tmp_path):
     finally:
         fleet.close()
         agent.close()
+
+
+class _SlowProbeAgent(FakeAgent):
+    """Connects at once but answers `probe` only once released (a slow NVML init, a busy board)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probe_release = threading.Event()
+
+    def handle(self, conn, msg):  # type: ignore[no-untyped-def]
+        if msg["op"] == "probe":
+            self.probe_release.wait(10)
+        return super().handle(conn, msg)
+
+
+def test_a_host_connected_but_not_yet_probed_shows_connecting_with_a_message_never_idle(tmp_path):
+    agent = _SlowProbeAgent()
+    lab = Lab(None, {"good": Host("good", "local", device="sim:jetson-agx-orin-64gb", timeouts=FAST)})
+    fleet = Fleet(lab, tmp_path, factory_for=lambda host: agent.transport).start()
+    try:
+        assert _wait(lambda: fleet.link("good").state().kind == "connected")
+        time.sleep(0.2)
+        view = _by_host(fleet)["good"]
+        assert view.state == DeviceState.CONNECTING and "asking the agent" in (view.message or "")
+        agent.probe_release.set()
+        assert _wait(lambda: _by_host(fleet)["good"].state == DeviceState.IDLE)
+        assert _by_host(fleet)["good"].message is None
+    finally:
+        agent.probe_release.set()
+        fleet.close()
+        agent.close()
+
+
+def test_an_idle_sim_device_shows_moving_power_and_rails_without_any_job(tmp_path, monkeypatch):
+    home = tmp_path / "agent"
+    monkeypatch.setenv("WATTLAB_AGENT_HOME", str(home))
+    lab = Lab(None, {"orin": Host("orin", "sim:jetson-agx-orin-64gb", timeouts=FAST)})
+    fleet = Fleet(lab, tmp_path / "logs").start()
+    try:
+        assert _wait(lambda: _by_host(fleet)["orin"].power_w is not None, 20)
+        seen = set()
+        assert _wait(lambda: seen.add(_by_host(fleet)["orin"].power_w) or len(seen) >= 3, 5)
+        view = _by_host(fleet)["orin"]
+        assert view.state == DeviceState.IDLE and view.job_id is None and view.gwp is None
+        assert all(5 < w < 40 for w in seen)  # an idle Orin draws a few watts, not its 60 W TDP
+        assert len(view.history) >= 3 and view.rails_w and len(view.rail_history) >= 3
+        assert set(view.rail_history[-1][1]) == set(view.rails_w)
+        assert not list((tmp_path / "logs").rglob("run.json"))  # monitoring records nothing
+    finally:
+        fleet.close()
+        stop_local_daemon(home)
