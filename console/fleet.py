@@ -405,11 +405,15 @@ class Fleet:
             history=tuple(live.history), rail_history=tuple(live.rail_history),
             last_sample_wall=live.last_sample_wall or link_state.last_sample_wall,
             reconnect_in_s=link_state.reconnect_in_s, attempt=link_state.attempt,
-            stalled_for_s=link_state.stalled_for_s, message=message, **fields,
+            stalled_for_s=link_state.stalled_for_s, message=message,
+            link_status=link_state.describe() if link_state.kind in _AWAY else None,
+            **fields,
         )
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+_AWAY = ("reconnecting", "stalled", "lost")  # link states whose own line the fleet row carries
 
 
 def _unavailable(exc: WattlabError) -> Callable[[], Transport]:

@@ -62,6 +62,9 @@ class DeviceView:
     attempt: int = 0
     stalled_for_s: float | None = None
     message: str | None = None  # the last error or notice, one line
+    # the link's own line while it is not healthy: "reconnecting in 4 s (attempt 3)",
+    # "stalled: no data for 12 s (last sample 10:41:07 UTC)", "lost: away for 310 s (...)"; else None
+    link_status: str | None = None
 
     @property
     def key(self) -> str:

@@ -144,10 +144,12 @@ def test_a_partitioned_host_shows_reconnecting_with_its_attempt_then_lost_then_r
     assert reconnecting, sorted(set(lines))
     assert max(int(m.group(2)) for m, _ in reconnecting) >= 2, "attempts are counted"
     assert any(int(m.group(1)) >= 1 for m, _ in reconnecting), "the wait before the next attempt is shown"
-    # the fleet row carries the same figures for the TUI (its snapshot may lag the link by one tick)
+    # the fleet row carries the same figures and line for the TUI (its snapshot may lag the link a tick)
     assert all(v.attempt >= 1 and v.reconnect_in_s is not None for _, v in reconnecting)
+    assert all(RECONNECT_RE.match(v.link_status or "") for _, v in reconnecting)
     t_lost, view, state = seen[-1]
     assert LOST_RE.match(state.describe()) and "last sample" in state.describe()
+    assert LOST_RE.match(view.link_status or ""), view.link_status
     # lost counts from when the link went away (the dropped channel), never before lost_after_s
     assert t_lost >= HOST_KEYS["wl-away"]["lost_after_s"], t_lost
     assert view.last_sample_wall is not None and time.time() - view.last_sample_wall >= t_lost - 1
@@ -166,6 +168,7 @@ def test_a_stopped_session_shows_stalled_with_the_last_sample_time_then_lost(fie
     views = [v for _, v, _ in seen if v.state is DeviceState.STALLED]
     states = [s for _, _, s in seen if s.kind == "stalled"]
     assert views and states, sorted({s.describe() for _, _, s in seen})
+    assert all(STALLED_RE.match(v.link_status or "") for v in views), [v.link_status for v in views]
     view, state = views[-1], states[-1]
     m = STALLED_RE.match(state.describe())
     assert m, state.describe()
