@@ -240,7 +240,8 @@ class InProcessDaemonTest(HomeCase):
             self.assertTrue(wait_for(lambda j=job: d.agent.jobs[j].state == "finished"))
             totals = d.agent.jobs[job].totals
             self.assertEqual(totals.samples + totals.skipped_ticks, 1001)  # every tick read or counted
-            self.assertGreater(totals.samples, 800)
+            # a blocked publisher would have stalled the job for the whole 2.5 s (a handful of samples)
+            self.assertGreater(totals.samples, 500)
         lagged = None
         while lagged is None:
             msg = client.next()
