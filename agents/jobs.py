@@ -434,10 +434,10 @@ class Job(object):
                 self._argv = None
                 self._fail(str(exc))
                 return
+            # Recorded first: if the daemon dies, the next one can end this orphan (see recover()).
+            self.spool.update_meta(workload=self._workload_status())
             self._set_load(1.0)
             self._log("workload_start", kind="argv", argv=self._argv.argv, pid=pid)
-            # Recorded now: if the daemon dies, the next one can end this orphan (see recover()).
-            self.spool.update_meta(workload=self._workload_status())
         else:
             self._start_loadgen(wl)
 

@@ -55,6 +55,14 @@ def open_bulky(device, interval_ms, clock=None, **opts):
     return BulkySampler(device, clock)
 
 
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def pid_alive(pid):
     """True while `pid` runs (a zombie nobody reaped counts as gone)."""
     try:
@@ -350,8 +358,9 @@ class BridgeTest(HomeCase):
         self.daemon_pids.add(pid)
         wl = {"kind": "argv", "argv": [sys.executable, "-c", "import time; time.sleep(120)"]}
         first.client.call("start", device="sim:tesla-t4", interval_ms=50, workload=wl, job_id="orphan")
-        self.assertTrue(wait_for(lambda: first.client.call("status", job="orphan")["workload"].get("pid")))
-        wl_pid = first.client.call("status", job="orphan")["workload"]["pid"]
+        job_json = os.path.join(self.home, "jobs", "orphan", "job.json")
+        self.assertTrue(wait_for(lambda: (_read_json(job_json).get("workload") or {}).get("pid")))
+        wl_pid = _read_json(job_json)["workload"]["pid"]
         self.addCleanup(lambda: pid_alive(wl_pid) and os.kill(wl_pid, signal.SIGKILL))
         os.kill(pid, signal.SIGKILL)
         first.kill()
