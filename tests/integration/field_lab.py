@@ -137,7 +137,7 @@ class FieldLab:
 
 
 def with_timeouts(lab: Lab, only: tuple[str, ...] | None = None, **timeouts: float) -> Lab:
-    """The lab with LinkTimeouts fields that are not lab keys (reconnect_on_stall_s, backoff_*) set,
+    """The lab with LinkTimeouts fields that are not lab keys (backoff_initial_s, backoff_max_s) set,
     on every host or on the `only` ones."""
     hosts: dict[str, Host] = {
         name: dataclasses.replace(h, timeouts=dataclasses.replace(h.timeouts, **timeouts))
