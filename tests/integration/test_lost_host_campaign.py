@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from console.campaign import Manifest, load_campaign, resume_campaign, run_campaign
+from console.campaign import Manifest, load_campaign, resume_campaign, run_campaign, status_lines
 from console.lab import Lab
 from console.store import load_run
 from tests.integration.field_lab import FieldLab
@@ -46,6 +46,7 @@ class Outcome:
     lab: Lab
     first: dict  # manifest.json right after run_campaign returned (wl-gone still partitioned)
     first_s: float  # how long run_campaign took
+    first_status: list[str]  # `wattlab campaign status` lines at that point
     final: Manifest  # after resume
 
 
@@ -80,11 +81,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             assert done.wait(90), "run_campaign did not return with a host gone"
             first_s = time.monotonic() - t0
             first = json.loads((out / "manifest.json").read_text())
+            first_status = status_lines(Manifest.load(out))
         finally:
             gone.ns.up()
         worker.join(5)
         final = resume_campaign(out, lab=lab)
-        yield Outcome(out, lab, first, first_s, final)
+        yield Outcome(out, lab, first, first_s, first_status, final)
 
 
 def _until(pred, timeout_s: float, what: str) -> None:
@@ -125,6 +127,12 @@ def test_the_gone_hosts_cells_are_marked_lost_with_the_reason(outcome: Outcome) 
     assert [c["state"] for c in cells] == ["lost", "lost"], cells
     assert all("lost" in (c["error"] or "") for c in cells), cells
     assert cells[0]["attempts"] == 1 and cells[1]["attempts"] == 0  # the second never started
+
+
+def test_campaign_status_names_the_lost_cells_and_why(outcome: Outcome) -> None:
+    assert "4/6 done" in outcome.first_status[0] and "2 lost" in outcome.first_status[0], outcome.first_status
+    lost = [line for line in outcome.first_status if line.strip().startswith("lost")]
+    assert len(lost) == 2 and all("wl-gone" in line and "host lost" in line for line in lost), lost
 
 
 def test_a_lost_host_does_not_hold_the_campaign_for_long(outcome: Outcome) -> None:
