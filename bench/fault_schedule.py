@@ -56,6 +56,7 @@ HOSTS = (  # name, kind, device
 
 
 def partition(h: FieldHost) -> str:
+    """The namespace end of the host's veth goes down for HOLD_S: packets vanish, nobody is told."""
     assert h.ns is not None
     h.ns.down()
     try:
@@ -66,16 +67,19 @@ def partition(h: FieldHost) -> str:
 
 
 def stall(h: FieldHost) -> str:
+    """The sshd session (and the bridge under it) is SIGSTOPped for HOLD_S: TCP stays up, nothing moves."""
     with sessions_stopped(h.sshd) as pids:
         time.sleep(HOLD_S)
     return f"SIGSTOP {len(pids)} session processes {HOLD_S:g} s"
 
 
 def reset(h: FieldHost) -> str:
+    """The sshd session serving our channel is SIGKILLed: the connection ends at once."""
     return f"SIGKILL {kill_sessions(h.sshd)} sshd sessions"
 
 
 def byte_drop(h: FieldHost) -> str:
+    """The relay discards one chunk of the SSH stream: a corrupt packet, the connection is dropped."""
     relay = h.relay
     assert relay is not None
     before = relay.stats["dropped_chunks"]
@@ -88,6 +92,7 @@ def byte_drop(h: FieldHost) -> str:
 
 
 def tcp_reset(h: FieldHost) -> str:
+    """The relay resets its connections (RST both ways)."""
     assert h.relay is not None
     return f"RST {h.relay.reset_all()} relayed connection(s)"
 
@@ -104,6 +109,8 @@ PLAN: dict[str, tuple[Callable[[FieldHost], str], ...]] = {
 
 @dataclass
 class FaultRecord:
+    """One injected fault: where, which cell, what, and when."""
+
     host: str
     cell: int
     kind: str
@@ -141,6 +148,8 @@ class CellRecord:
 
 @dataclass
 class ScheduleResult:
+    """Everything the schedule measured; lines() prints it."""
+
     faults: list[FaultRecord] = field(default_factory=list)
     cells: list[CellRecord] = field(default_factory=list)
     reconnects: dict[str, int] = field(default_factory=dict)  # "reconnect" events in the runs, per host
