@@ -41,13 +41,16 @@ def root(
     ctx: typer.Context,
     lab: Optional[Path] = typer.Option(None, "--lab", help="Lab file (default: the built-in simulated lab)."),
     logs: Optional[Path] = typer.Option(None, "--logs", help="Where runs are written (default ./logs)."),
+    sample: bool = typer.Option(
+        False, "--sample", help="Start sampling on every device once connected (GWP climbs at once; key a)."
+    ),
 ) -> None:
     """With no command: open the console (TUI) on the lab."""
     if ctx.invoked_subcommand is not None:
         return
     from console.tui.app import run_app  # Textual is imported only here
 
-    run_app(lab=lab, logs=logs)
+    run_app(lab=lab, logs=logs, sample=sample)
 
 
 def _register_all() -> None:

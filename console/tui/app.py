@@ -3,7 +3,9 @@
 One timer (`poll_hz`, 4 Hz by default) reads `fleet.snapshot()` only when `fleet.version` moved,
 appends to the history book and hands the snapshot to the visible screen inside one batched
 repaint. Reader threads in the fleet never touch widgets; requests that may block on a host
-(start/stop/mark) run in thread workers, so a hung host never blocks input.
+(start/stop/mark) run in thread workers, so a hung host never blocks input. With `sample=True`
+(`wattlab --sample`) every device gets a sampling job once it is connected and idle, so GWP climbs
+from the first seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from console.paths import logs_dir as resolve_logs_dir
-from console.state import DeviceView
+from console.state import DeviceState, DeviceView
 from console.tui.fleet_protocol import FleetLike
 from console.tui.history import HistoryBook
 from console.tui.screens.confirm import ConfirmScreen
@@ -59,6 +61,7 @@ class WattlabApp(App[None]):
     BINDINGS = [
         Binding("q", "quit_console", "Quit"),
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Keys"),
     ]
 
     class RequestDone(Message):
@@ -69,7 +72,7 @@ class WattlabApp(App[None]):
             self.description, self.ok, self.result, self.error = description, ok, result, error
 
     def __init__(self, fleet: FleetLike, *, lab_name: str, logs_dir: Path,
-                 clock: Callable[[], float] = time.time, poll_hz: float = 4.0) -> None:
+                 clock: Callable[[], float] = time.time, poll_hz: float = 4.0, sample: bool = False) -> None:
         super().__init__()
         self.fleet = fleet
         self.lab_name = lab_name
@@ -82,6 +85,8 @@ class WattlabApp(App[None]):
         self.job_scenarios: dict[str, str] = {}  # job id -> scenario name, for jobs started here
         self._start_labels: dict[Worker[Any], str] = {}
         self._seen_version: int | None = None
+        self.sample_on_connect = sample
+        self._auto_sampled: set[str] = set()  # devices --sample already started (each only once)
 
     def on_mount(self) -> None:
         self.poll()
@@ -98,6 +103,8 @@ class WattlabApp(App[None]):
             self.views = self.fleet.snapshot()
             self.book.ingest(self.views)
             self.polls += 1
+            if self.sample_on_connect:
+                self._sample_new_idle()
         with self.batch_update():
             self._update_topbar()
             screen = self._live_screen()
@@ -161,6 +168,21 @@ class WattlabApp(App[None]):
                                       placeholder=str(self.logs_dir / "<campaign>")), opened)
 
     # -- requests to devices (may block: thread workers) -----------------------------------------
+    def sample(self, views: list[DeviceView]) -> None:
+        """Start a sampling-only job on each of these devices (power and GWP start moving)."""
+        from console.tui.scenarios import sampling_spec
+
+        for view in views:
+            self.request(f"start sampling on {view.key}", self.fleet.start_job, view.host, view.device_id,
+                         sampling_spec())
+
+    def _sample_new_idle(self) -> None:
+        # Once per device: a job the user stops later is not restarted behind their back.
+        fresh = [v for v in self.views if v.state is DeviceState.IDLE and v.job_id is None
+                 and v.key not in self._auto_sampled]
+        self._auto_sampled.update(v.key for v in fresh)
+        self.sample(fresh)
+
     def request(self, description: str, fn: Callable[..., Any], *args: Any,
                 scenario: str | None = None) -> Worker[Any]:
         """Run a fleet request off the UI thread; a RequestDone message reports how it ended.
@@ -193,6 +215,19 @@ class WattlabApp(App[None]):
             self.notify(f"{message.description} failed: {message.error}", severity="error", timeout=8)
         self.poll(force=True)
 
+    def action_help(self) -> None:
+        """Show every key of the current screen (its BINDINGS, hidden ones too) and the app's."""
+        from console.tui.screens.help import HelpScreen, key_rows
+
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        name = type(screen).__name__.removesuffix("Screen").lower() or "console"
+        sections = [(f"{name} screen", key_rows(type(screen).BINDINGS, self.get_key_display))]
+        if not screen.is_modal:
+            sections.append(("everywhere", key_rows(self.BINDINGS, self.get_key_display)))
+        self.push_screen(HelpScreen(f"Keys · {name}", sections))
+
     # -- quitting -------------------------------------------------------------------------------
     def action_quit_console(self) -> None:
         """Quit; with jobs running, first say they keep running and how to re-attach."""
@@ -215,20 +250,22 @@ def _lab_name(fleet: FleetLike, lab: Path | None) -> str:
 
 
 def make_app(fleet: FleetLike | None = None, lab: Path | None = None, logs: Path | None = None,
-             clock: Callable[[], float] | None = None, *, poll_hz: float = 4.0) -> WattlabApp:
-    """Build the console; the CLI and the tests both use this (no fleet: the real one on `lab`)."""
+             clock: Callable[[], float] | None = None, *, poll_hz: float = 4.0,
+             sample: bool = False) -> WattlabApp:
+    """Build the console; the CLI and the tests both use this (no fleet: the real one on `lab`).
+    `sample`: start sampling on every device as soon as it is connected and idle."""
     logs_dir = resolve_logs_dir(logs)
     if fleet is None:
         from console.tui.live_fleet import open_lab_fleet
 
         fleet = open_lab_fleet(lab, logs_dir)
     return WattlabApp(fleet, lab_name=_lab_name(fleet, lab), logs_dir=logs_dir,
-                      clock=clock or time.time, poll_hz=poll_hz)
+                      clock=clock or time.time, poll_hz=poll_hz, sample=sample)
 
 
-def run_app(lab: Path | None = None, logs: Path | None = None) -> None:
+def run_app(lab: Path | None = None, logs: Path | None = None, sample: bool = False) -> None:
     """`wattlab` with no command: run the console, then leave jobs running and say so."""
-    app = make_app(lab=lab, logs=logs)
+    app = make_app(lab=lab, logs=logs, sample=sample)
     try:
         app.run()
     finally:

@@ -1,8 +1,8 @@
 """Per-device power history kept by the console for plots longer than a snapshot's last minute.
 
-`DeviceView.history` carries only the last minute; the book appends its new points on every
-tick (points are wall-time stamped, so overlap between ticks is dropped), and samples each
-rail's latest value at the same time. Pure (numpy + array), no Textual: unit-tested directly.
+`DeviceView.history` and `rail_history` carry only the last minute; the book appends their new
+points on every tick (points are wall-time stamped, so overlap between ticks is dropped). Rails
+get every sample at its own time, like the total. Pure (numpy + array), no Textual: unit-tested directly.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import bisect
 import math
 from array import array
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -26,6 +27,7 @@ class DeviceHistory:
     t: array = field(default_factory=lambda: array("d"))
     w: array = field(default_factory=lambda: array("d"))
     rails: dict[str, tuple[array, array]] = field(default_factory=dict)
+    rails_t: float = float("-inf")  # time of the newest rail point taken in
     job_id: str | None = None
     job_start: float | None = None  # wall time of the current job's first point
     version: int = 0  # bumps when points are added, so plots redraw only on change
@@ -42,17 +44,25 @@ class DeviceHistory:
         if view.job_id != self.job_id:
             self.job_id = view.job_id
             self.job_start = self._job_start(view)
-        if view.rails_w and view.last_sample_wall is not None:
-            for rail, watts in view.rails_w.items():
-                rt, rw = self.rails.setdefault(rail, (array("d"), array("d")))
-                if watts is not None and (not rt or view.last_sample_wall > rt[-1]):
-                    rt.append(view.last_sample_wall)
-                    rw.append(watts)
-                    added = True
+        added = self._ingest_rails(view) or added
         if added:
             self.version += 1
             self._trim()
         return added
+
+    def _ingest_rails(self, view: DeviceView) -> bool:
+        points = view.rail_history
+        start = bisect.bisect_right(points, self.rails_t, key=itemgetter(0))
+        for t, rails in points[start:]:
+            for rail, watts in rails.items():
+                if watts is not None:
+                    rt, rw = self.rails.setdefault(rail, (array("d"), array("d")))
+                    rt.append(t)
+                    rw.append(watts)
+        if start < len(points):
+            self.rails_t = points[-1][0]
+            return True
+        return False
 
     def _job_start(self, view: DeviceView) -> float | None:
         if view.job_id is None:
@@ -78,7 +88,7 @@ class DeviceHistory:
         return _copy(self.t), _copy(self.w)
 
     def rail(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(t wall s, watts) of one rail, sampled at the console's tick rate."""
+        """(t wall s, watts) of one rail, every sample the console received."""
         rt, rw = self.rails.get(name, (array("d"), array("d")))
         return _copy(rt), _copy(rw)
 

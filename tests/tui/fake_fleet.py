@@ -49,6 +49,7 @@ class FakeDevice:
     work_ms: float = 10.0  # latency of one query under load
     state: DeviceState = DeviceState.IDLE
     history: deque = field(default_factory=lambda: deque(maxlen=1200))
+    rail_history: deque = field(default_factory=lambda: deque(maxlen=1200))
     power_w: float | None = None
     job_id: str | None = None
     job_spec: dict[str, Any] | None = None
@@ -212,6 +213,7 @@ class FakeFleet:
         t = self.clock()
         d.power_w = w
         d.history.append((t, w))
+        d.rail_history.append((t, {r: w * share for r, share in d.rails.items()}))
         if d.job_id is not None:
             d.energy_j += w * dt
             if d.state is DeviceState.RUNNING:
@@ -226,6 +228,7 @@ class FakeFleet:
             category=d.category, state=d.state, sampler="sim" if d.device_id.startswith("sim:") else "rapl",
             power_w=d.power_w, rails_w={r: (d.power_w or 0.0) * share for r, share in d.rails.items()},
             history=history, last_sample_wall=history[-1][0] if history else None,
+            rail_history=tuple(p for p in d.rail_history if p[0] >= cutoff),
         )
         if d.job_id is not None:
             elapsed = t - (d.job_start or t)

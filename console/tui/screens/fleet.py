@@ -319,15 +319,11 @@ class FleetScreen(LiveScreen):
 
     def action_sample_all(self) -> None:
         """Start a sampling-only job on every shown device that has none (power and GWP start moving)."""
-        from console.tui.scenarios import sampling_spec
-
         idle = [self._views[k] for k in self._shown if self._views[k].job_id is None
                 and self._views[k].state.value in ("idle", "stalled")]
         if not idle:
             self.notify("every shown device already runs a job", severity="warning")
-        for view in idle:
-            self.app.request(f"start sampling on {view.key}", self.app.fleet.start_job,  # type: ignore[attr-defined]
-                             view.host, view.device_id, sampling_spec())
+        self.app.sample(idle)  # type: ignore[attr-defined]
 
     def action_campaign(self) -> None:
         self.app.ask_campaign()  # type: ignore[attr-defined]
