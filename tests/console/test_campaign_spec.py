@@ -61,7 +61,8 @@ def test_interleaved_order_finishes_every_cell_of_repeat_0_before_repeat_1(tmp_p
 
 
 def test_grouped_order_keeps_a_devices_cells_together(tmp_path):
-    text = GOOD.replace('order = "interleaved"', 'order = "grouped"').replace("shuffle = true", "shuffle = false")
+    text = GOOD.replace('order = "interleaved"', 'order = "grouped"')
+    text = text.replace("shuffle = true", "shuffle = false")
     cells = expand(load_campaign(_write(tmp_path, text)))
     devices = [c.device for c in cells]
     assert devices == sorted(devices, key=["orin", "h100"].index)
