@@ -5,6 +5,7 @@ One thread per connection reads each asked device's sampler every interval_ms an
 reading a slow client misses is gone. A device with a running job on this agent is skipped and
 its monitor sampler closed: the job's samples are the live source then, and the measured device
 is read by one reader only (a second tegrastats or read loop would add load to what is measured).
+One event with `busy_job` (and no power) says so, so a console can follow that job's samples.
 A sampler that cannot open or read gives one event with `error` (once per distinct text).
 Python 3.6 compatible, stdlib only.
 """
@@ -12,7 +13,7 @@ Python 3.6 compatible, stdlib only.
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents import protocol
 
@@ -59,7 +60,7 @@ class Monitor(object):
         devices: Optional[List[str]],
         interval_ms: int,
         open_sampler: Callable[..., Any],
-        busy: Callable[[], Set[str]],
+        busy: Callable[[], Dict[str, str]],
         send: Callable[[Dict[str, Any]], None],
         closed: threading.Event,
         clock: Callable[[], float] = time.monotonic,
@@ -79,6 +80,7 @@ class Monitor(object):
         self._samplers: Dict[str, Any] = {}
         self._reopen_at: Dict[str, float] = {}
         self._errors: Dict[str, str] = {}
+        self._busy_said: Dict[str, str] = {}  # device -> the running job already announced
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "Monitor":
@@ -118,13 +120,18 @@ class Monitor(object):
         try:
             busy = self._busy()
         except Exception:
-            busy = set()
+            busy = {}
         for device in self.devices or []:
             if self._stop.is_set() or self._closed.is_set():
                 return
-            if device in busy:
+            job = busy.get(device)
+            if job is not None:
                 self._close(device)
+                if self._busy_said.get(device) != job:
+                    self._busy_said[device] = job
+                    self._emit(device, None, {}, busy_job=job)
                 continue
+            self._busy_said.pop(device, None)
             self._read(device)
 
     def _read(self, device: str) -> None:

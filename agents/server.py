@@ -471,7 +471,7 @@ class Agent(object):
             devices,
             interval_ms,
             self.open_sampler,
-            lambda: {j.spec["device"] for j in self.active_jobs()},
+            lambda: {j.spec["device"]: j.job_id for j in self.active_jobs()},
             client.push,
             client.closed,
             clock=self.clock,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents import protocol as P
 from console import runner, store
 from console.errors import UsageError, WattlabError
 from console.lab import Host, Lab
@@ -40,7 +41,8 @@ class _Live:
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
     rail_history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6000))
     last_sample_wall: float | None = None
-    source: str | None = None  # "job" or "monitor": which stream set power_w/rails_w last
+    source: str | None = None  # "job" (ours), "monitor" or "other" (a job started elsewhere): who set power_w
+    other_job: str | None = None  # a job another console or the CLI runs here; its samples are followed
     monitor_error: str | None = None  # why the agent cannot read this idle device, one line
 
     def add(self, t: float, total_w: float | None, rails: dict[str, float | None]) -> None:
@@ -248,7 +250,11 @@ class Fleet:
             self._on_monitor(entry, msg)
             return
         job = self._jobs.get(msg.get("job") or "")
-        if job is None or job.active.host.name != entry.host.name:
+        if job is None:
+            if msg.get("event") == "samples":
+                self._on_other_samples(entry, msg)
+            return
+        if job.active.host.name != entry.host.name:
             return  # the daemon is shared (local + sim hosts): only our host's jobs count here
         name = msg.get("event")
         if name == "samples":
@@ -287,12 +293,41 @@ class Fleet:
             if live is None or any(j.device_id == device and j.active.host.name == entry.host.name
                                    and j.result is None and j.error is None for j in self._jobs.values()):
                 return  # not a device we show, or its job's samples are the live source
+            other = msg.get("busy_job")
+            live.other_job = other if isinstance(other, str) and other not in self._jobs else None
             live.monitor_error = msg["error"] if isinstance(msg.get("error"), str) else None
-            if live.monitor_error is None:
+            if live.other_job is not None:
+                live.power_w, live.rails_w, live.source = None, {}, None  # until its samples come
+            elif live.monitor_error is None:
                 live.add(float(t) if _is_num(t) else now, total, rails)
                 live.power_w, live.rails_w, live.last_sample_wall = total, rails, now
                 live.source = "monitor"
                 live.prune(now)
+        self._bump()
+
+    def _on_other_samples(self, entry: _HostEntry, msg: dict) -> None:
+        """Samples of a job this console did not start (CLI, another console) on a device we show:
+        its power moves like an idle device's (the agent's monitor said which job that is)."""
+        rows = []
+        for r in msg.get("rows") or []:
+            try:
+                rows.append(P.parse_sample_row(r))
+            except P.ProtocolError:
+                continue
+        if not rows:
+            return
+        now = self._wall()
+        with self._lock:
+            live = next((v for v in entry.live.values()
+                         if v.other_job is not None and v.other_job == msg.get("job")), None)
+            if live is None:
+                return
+            last_t = rows[-1][1]
+            for _seq, t_s, total, rails, _e in rows:
+                live.add(now - (last_t - t_s), total, rails)  # its t0 is unknown here: place rows by now
+            live.power_w, live.rails_w, live.last_sample_wall = rows[-1][2], dict(rows[-1][3]), now
+            live.source = "other"
+            live.prune(now)
         self._bump()
 
     # -- jobs --
@@ -392,11 +427,14 @@ class Fleet:
             if job.latency:
                 fields.update(latency_p50_ms=job.latency["p50"], latency_p99_ms=job.latency["p99"])
         probed = bool(entry.devices)
-        message = entry.probe_error or link_state.message or (live.monitor_error if job is None else None)
+        message = entry.probe_error or link_state.message
+        if job is None and message is None:
+            other = live.other_job if live.other_job not in self._jobs else None
+            message = live.monitor_error or (f"job {other} started elsewhere runs here" if other else None)
         if link_state.kind == "connected" and not probed and message is None:
             message = "connected; asking the agent what it can measure"
         # Idle: the monitor's readings; after a job ends, nothing until the monitor speaks again.
-        shown = job is not None or live.source == "monitor"
+        shown = job is not None or live.source in ("monitor", "other")
         return DeviceView(
             host=entry.host.name, device_id=dev["id"], hardware_id=dev.get("hardware_id"),
             name=dev.get("name") or dev["id"], category=_category(dev.get("hardware_id")),

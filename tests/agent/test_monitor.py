@@ -153,10 +153,12 @@ class MonitorTest(unittest.TestCase):
         start = watcher.call("start", device="double:a", interval_ms=50)
         job = start["result"]["job"]
         self.assertTrue(wait_for(lambda: len(open_samplers()) == 1), "the monitor kept its own sampler")
-        time.sleep(0.3)  # let a reading that raced the start land
+        self.assertTrue(wait_for(lambda: any(e.get("busy_job") for e in watcher.monitor_events())))
         during = len(watcher.monitor_events())
         time.sleep(0.6)
-        self.assertEqual(len(watcher.monitor_events()), during)
+        self.assertEqual(len(watcher.monitor_events()), during)  # said once, then quiet
+        busy = [e for e in watcher.monitor_events() if e.get("busy_job")]
+        self.assertEqual([(e["busy_job"], e["total_w"]) for e in busy], [(job, None)])
         watcher.call("stop", job=job)
         self.assertTrue(wait_for(lambda: len(watcher.monitor_events()) > during))
 

@@ -10,7 +10,7 @@ import pytest
 from console import runner
 from console.fleet import Fleet
 from console.lab import Host, Lab, load_lab
-from console.link import LinkTimeouts
+from console.link import Link, LinkTimeouts
 from console.state import DeviceState
 from console.store import load_run
 from console.transport.local import stop_local_daemon
@@ -210,5 +210,28 @@ def test_an_idle_sim_device_shows_moving_power_and_rails_without_any_job(tmp_pat
         assert set(view.rail_history[-1][1]) == set(view.rails_w)
         assert not list((tmp_path / "logs").rglob("run.json"))  # monitoring records nothing
     finally:
+        fleet.close()
+        stop_local_daemon(home)
+
+
+def test_a_job_started_elsewhere_on_an_idle_device_moves_its_power_and_is_named(tmp_path, monkeypatch):
+    home = tmp_path / "agent"
+    monkeypatch.setenv("WATTLAB_AGENT_HOME", str(home))
+    host = Host("orin", "sim:jetson-agx-orin-64gb", timeouts=FAST)
+    fleet = Fleet(Lab(None, {"orin": host}), tmp_path / "logs").start()
+    cli = Link("cli", runner.transport_factory(host), timeouts=FAST)  # another console, or `measure`
+    try:
+        assert _wait(lambda: _by_host(fleet)["orin"].power_w is not None, 20)
+        cli.connect()
+        job = cli.call("start", {"device": "sim:jetson-agx-orin-64gb", "interval_ms": 50, "duration_s": 4,
+                                 "sampler_opts": {"load_w": 50.0, "idle_w": 45.0}})["job"]
+        assert _wait(lambda: job in (_by_host(fleet)["orin"].message or ""), 5)
+        assert _wait(lambda: (_by_host(fleet)["orin"].power_w or 0) > 40, 5)  # its samples, not the monitor's
+        view = _by_host(fleet)["orin"]
+        assert view.job_id is None and view.rails_w
+        assert _wait(lambda: (_by_host(fleet)["orin"].power_w or 99) < 40, 10)  # it ended: monitor again
+        assert _by_host(fleet)["orin"].message is None
+    finally:
+        cli.close()
         fleet.close()
         stop_local_daemon(home)
