@@ -6,9 +6,9 @@
 # Starts `.venv/bin/wattlab --sample` (default lab: local + simulated Orin + simulated H100) in a
 # detached 160x48 tmux session with its own WATTLAB_AGENT_HOME and WATTLAB_LOGS in a temp dir, checks
 # that every device starts sampling by itself once connected and that power moves and GWP grows on
-# the simulated devices; then from the keyboard: opens the simulated Orin, stops its sampling job,
-# starts SingleStream (j, 1024 queries), checks queries count up, stops it (x), goes back and quits
-# (q, y: the dialog says jobs keep running). Each step's screen is saved with capture-pane. Exits
+# the simulated devices; then from the keyboard: lists the keys (?), opens the simulated Orin, stops
+# its sampling job, starts SingleStream (j, 1024 queries), checks queries count up, stops it (x), goes
+# back and quits (q, y: the dialog says jobs keep running). Each step's screen is saved with capture-pane. Exits
 # non-zero at the first failed check; always stops the isolated agent daemon and kills the tmux session.
 set -euo pipefail
 
@@ -101,6 +101,12 @@ for host in orin-sim h100-sim; do
 done
 row local | grep -q "sampling" || fail "local is not sampling"
 capture "power-moving"
+keys "?"
+wait_for "Keys · fleet" 5
+screen | grep -Eq "a +Sample all" || fail "the help screen does not list the fleet's keys"
+capture "help"
+keys Escape
+wait_for "space Mark" 5
 
 # 3. open the simulated Orin, replace its sampling job by SingleStream
 keys /
