@@ -57,3 +57,26 @@ async def test_sample_all_on_the_sim_lab_shows_power_and_growing_gwp(
             assert all(v.state is DeviceState.SAMPLING for v in sims())
     finally:
         app.fleet.close()
+
+
+async def test_sample_makes_every_device_sample_and_gwp_grow_without_a_key(
+    agent_home: Path, tmp_path: Path
+) -> None:
+    app = make_app(logs=tmp_path / "logs", sample=True)
+    try:
+        async with app.run_test(size=(160, 30)) as pilot:
+            def orin() -> DeviceView | None:
+                return next((v for v in app.views if v.device_id == "sim:jetson-agx-orin-64gb"), None)
+
+            assert all(v.state is not DeviceState.IDLE or v.job_id for v in app.views)  # never idle unprobed
+            def gwp_g() -> float:
+                view = orin()
+                return view.gwp.total_g if view is not None and view.gwp is not None else 0.0
+
+            await _until(pilot, app, lambda: gwp_g() > 0)
+            first = gwp_g()
+            await _until(pilot, app, lambda: gwp_g() > first)
+            assert orin().state is DeviceState.SAMPLING and orin().power_w  # type: ignore[union-attr]
+            assert sum(1 for v in app.views if v.job_id) == len(app.views)
+    finally:
+        app.fleet.close()
