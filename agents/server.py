@@ -691,6 +691,9 @@ class Connection(object):
         if self.closed.is_set():
             return
         self.closed.set()
+        if self.monitor is not None:
+            # Now, not at its next tick: a daemon exiting right after must not orphan a tegrastats child.
+            self.monitor.stop()
         try:
             self._q.put_nowait(None)
         except queue.Full:

@@ -179,6 +179,13 @@ class MonitorTest(unittest.TestCase):
         watcher.close()
         self.assertTrue(wait_for(lambda: not open_samplers()))
 
+    def test_closing_the_connection_closes_the_monitor_samplers_before_it_returns(self):
+        watcher = self.client()
+        watcher.call("monitor", devices=["double:a"], interval_ms=60000)  # asleep for a minute
+        self.assertTrue(wait_for(lambda: len(open_samplers()) == 1))
+        watcher.conn.close()  # what the daemon does to every client when it exits
+        self.assertEqual(open_samplers(), [])
+
     def test_a_device_that_cannot_be_opened_is_reported_once_and_the_others_still_move(self):
         watcher = self.client()
         watcher.call("monitor", devices=["gone:0", "double:a"], interval_ms=200)
