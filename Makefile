@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 # Opens the console on the built-in simulated lab (local machine + simulated Jetson AGX Orin + H100).
 demo: install
-	$(BIN)/wattlab
+	$(BIN)/wattlab --sample
 
 # System packages the tests need: a real OpenSSH sshd for the SSH integration tests, iproute2 for
 # network-namespace fault tests. Installed only where missing (CI runs as root on a clean machine).

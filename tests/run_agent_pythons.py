@@ -8,6 +8,7 @@ interpreter ran and failed, or if none ran at all.
 """
 
 import argparse
+import concurrent.futures
 import glob
 import os
 import re
@@ -62,18 +63,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per interpreter (default 120)")
     parser.add_argument("--pattern", default="test*.py", help="test file glob (default test*.py, all)")
+    parser.add_argument("--jobs", type=int, default=3,
+                        help="interpreters run at once (default 3: the suite mostly waits on timed sampling)")
     args = parser.parse_args(argv)
 
     found = find_interpreters()
+    present = [(f"3.{m}", found.get(f"3.{m}")) for m in MINORS]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {v: pool.submit(run_one, p, args.timeout, args.pattern) for v, p in present if p}
     rows = []
     failures = []
-    for minor in MINORS:
-        version = f"3.{minor}"
-        path = found.get(version)
+    for version, path in present:
         if path is None:
             rows.append((version, "absent", "", "", "-"))
             continue
-        status, tests, seconds, out = run_one(path, args.timeout, args.pattern)
+        status, tests, seconds, out = futures[version].result()
         rows.append((version, status, "" if tests is None else str(tests), f"{seconds:.1f}", path))
         if status != "passed":
             failures.append((version, out))
