@@ -94,11 +94,18 @@ def count(n: int | None) -> str:
     return DASH if n is None else f"{n:,}".replace(",", " ")
 
 
+def detail_line(v: DeviceView) -> str:
+    """The link's own wording when away ("reconnecting in 4 s (attempt 2)", "stalled: no data for
+    12 s (last sample 10:02:03 UTC)"), then the last error or notice; "" when there is nothing."""
+    return "  ·  ".join(x for x in (v.link_status, v.message) if x)
+
+
 def state_label(v: DeviceView) -> str:
     """The state word, with the reconnect countdown or how long data has been missing."""
     st = v.state
     if st is DeviceState.RECONNECTING and v.reconnect_in_s is not None:
-        return f"reconnecting {max(0, math.ceil(v.reconnect_in_s))}s"
+        attempt = f" #{v.attempt}" if v.attempt else ""
+        return f"reconnecting {max(0, math.ceil(v.reconnect_in_s))}s{attempt}"
     if st is DeviceState.STALLED and v.stalled_for_s is not None:
         return f"stalled {v.stalled_for_s:.0f}s"
     if st is DeviceState.RUNNING:

@@ -31,3 +31,13 @@ def test_missing_numbers_show_a_dash() -> None:
 def test_reconnecting_state_shows_its_countdown() -> None:
     view = DeviceView("h", "d", None, "n", None, DeviceState.RECONNECTING, reconnect_in_s=3.2)
     assert units.state_label(view) == "reconnecting 4s"
+    view = DeviceView("h", "d", None, "n", None, DeviceState.RECONNECTING, reconnect_in_s=3.2, attempt=2)
+    assert units.state_label(view) == "reconnecting 4s #2"
+
+
+def test_the_links_own_wording_and_the_message_make_the_detail_line() -> None:
+    view = DeviceView("h", "d", None, "n", None, DeviceState.STALLED, stalled_for_s=12.0,
+                      link_status="stalled: no data for 12 s (last sample 10:02:03 UTC)",
+                      message="spool lagged")
+    assert units.detail_line(view) == "stalled: no data for 12 s (last sample 10:02:03 UTC)  ·  spool lagged"
+    assert units.detail_line(DeviceView("h", "d", None, "n", None, DeviceState.IDLE)) == ""

@@ -115,7 +115,7 @@ class DeviceScreen(LiveScreen):
             (view.name, "bold"), ("  on ", "dim"), (view.host, "bold"), ("  ", ""), (view.device_id, "dim"),
             ("  ·  ", "dim"), (units.state_label(view), STATE_STYLES.get(view.state, "")),
             ("  ·  sampler ", "dim"), (view.sampler or "—", ""),
-            ("  ·  ", "dim"), (view.message or "", "italic #ff875f"),
+            ("  ·  ", "dim"), (units.detail_line(view), "italic #ff875f"),
         )
 
     def _job_panel(self, v: DeviceView) -> Table:

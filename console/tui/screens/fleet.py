@@ -225,8 +225,9 @@ class FleetScreen(LiveScreen):
             parts.append(f"[b]{len(self.marked)}[/b] marked for compare")
         parts.append(f"{len(self._shown)} of {len(self._views)} devices")
         selected = self._views.get(self.selected_key() or "")
-        if selected is not None and selected.message:
-            parts.append(f"[#ff875f]{escape(selected.key)}: {escape(selected.message)}[/]")
+        detail = units.detail_line(selected) if selected is not None else ""
+        if selected is not None and detail:
+            parts.append(f"[#ff875f]{escape(selected.key)}: {escape(detail)}[/]")
         text = "  ·  ".join(parts)
         if text != self._status_text:  # a fixed one-line bar: repaint only, no layout pass
             self._status_text = text
