@@ -59,21 +59,9 @@ def _register_all() -> None:
         module.register(app)
 
 
-def _register_available() -> None:
-    """Development aid while commands land in parallel: register the modules that exist."""
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"console.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"console.commands.{name}":
-                continue
-            raise
-        module.register(app)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; a WattlabError becomes one message on stderr and an exit code."""
-    _register_available()
+    _register_all()
     try:
         app(args=argv, standalone_mode=True)
     except WattlabError as err:
