@@ -33,7 +33,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
 
     register_ours()
     monkeypatch.setattr(cli, "app", fresh)
-    monkeypatch.setattr(cli, "_register_available", lambda: None)
+    monkeypatch.setattr(cli, "_register_all", lambda: None)
     return fresh
 
 

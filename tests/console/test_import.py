@@ -53,7 +53,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     fresh.callback(invoke_without_command=True)(lambda: None)
     importcmd.register(fresh)
     monkeypatch.setattr(cli, "app", fresh)
-    monkeypatch.setattr(cli, "_register_available", lambda: None)
+    monkeypatch.setattr(cli, "_register_all", lambda: None)
     return fresh
 
 
