@@ -101,6 +101,17 @@ def test_python_too_old_is_a_host_error_naming_the_version(conn, ssh_env: SshEnv
     assert str(err.value).startswith("host wl-target:")
 
 
+def test_python_3_5_is_refused_too(conn, ssh_env: SshEnv, tmp_path: Path) -> None:
+    # No 3.5 interpreter on this image: a stand-in answers the version check as 3.5.10 would.
+    fake = tmp_path / "python3.5"
+    fake.write_text("#!/bin/sh\necho 3.5.10\n")
+    fake.chmod(0o755)
+    with pytest.raises(HostError) as err:
+        deploy(conn, python=str(fake), remote_home=str(ssh_env.remote_home))
+    assert "is 3.5.10; the agent needs Python >= 3.6" in str(err.value)
+    assert str(err.value).startswith("host wl-target:")
+
+
 @pytest.fixture
 def read_only_home(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A read-only home: a read-only bind mount (root ignores permission bits). Where mounting is not
