@@ -414,10 +414,12 @@ class Fleet:
         if job is not None:
             rec = job.active.recorder
             elapsed = now - job.started_mono
-            energy = rec.energy.energy_j
+            # A time-only sampler (or one whose rails all failed) has measured nothing: show
+            # "no value", never 0 J and 0 mg, which would read as a measurement.
+            energy = rec.energy.energy_j if rec.energy.count else None
             fields.update(job_id=job.active.job_id, campaign=job.campaign, job_elapsed_s=elapsed,
                           energy_j=energy, queries_done=rec.writer.count("queries"))
-            gwp = _running_gwp(job, energy, elapsed)
+            gwp = _running_gwp(job, energy, elapsed) if energy is not None else None
             if gwp is not None:
                 fields["gwp"] = gwp
                 if fields["queries_done"]:

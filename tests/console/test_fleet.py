@@ -125,6 +125,25 @@ def test_the_default_lab_runs_local_and_both_simulated_devices_on_the_real_agent
         stop_local_daemon(home)
 
 
+def test_a_time_only_job_shows_no_energy_or_gwp_rather_than_zero(tmp_path, monkeypatch):
+    home = tmp_path / "agent"
+    monkeypatch.setenv("WATTLAB_AGENT_HOME", str(home))
+    lab = Lab(None, {"local": Host("local", "local", device="none", grid="FR-ademe")})
+    fleet = Fleet(lab, tmp_path / "logs").start()
+    try:
+        assert _wait(lambda: all(v.state == DeviceState.IDLE for v in fleet.snapshot()), 20)
+        job_id = fleet.start_job("local", "none", runner.JobSpec(device="none", interval_ms=50, duration_s=5))
+        assert _wait(lambda: (_by_host(fleet)["local"].job_elapsed_s or 0) > 0.5, 10)
+        view = _by_host(fleet)["local"]
+        assert view.job_id == job_id
+        assert view.energy_j is None and view.gwp is None  # nothing measured is not 0 J / 0 mg
+        fleet.stop_job("local", job_id)
+        fleet.wait_job(job_id, timeout_s=20)
+    finally:
+        fleet.close()
+        stop_local_daemon(home)
+
+
 def test_a_new_fleet_picks_up_the_run_a_closed_one_left_and_completes_it(two_hosts, tmp_path):
     agent, _hang, lab, factory_for = two_hosts
     fleet = Fleet(lab, tmp_path, factory_for=factory_for).start()
