@@ -15,7 +15,6 @@ Each cell is one run directory `<out>/<run-id>/` (console.store); its run.json c
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from console.compat import tomllib
 from console.errors import ProfileError, UsageError, WattlabError
+from console.store import atomic_write_text, read_meta
 
 MANIFEST = "manifest.json"
 ORDERS = ("interleaved", "grouped")
@@ -328,12 +328,7 @@ class Manifest:
         with self._lock:
             doc = {"name": self.name, "spec": self.spec_path, "created": self.created, "seed": self.seed,
                    "updated": time.time(), "cells": [asdict(c) for c in self.cells]}
-            tmp = self.out / (MANIFEST + ".tmp")
-            with open(tmp, "w") as fh:
-                json.dump(doc, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.out / MANIFEST)
+            atomic_write_text(self.out / MANIFEST, json.dumps(doc, indent=1))
 
     def update(self, cell: Cell, **changes: Any) -> None:
         """Change a cell and persist the manifest."""
@@ -610,15 +605,12 @@ def unfinished_run(out: Path, cell_id: str) -> Path | None:
 
 def _supersede(run_dir: Path, why: str) -> None:
     """Mark a run directory as not counting for its cell (a newer attempt replaces it)."""
-    path = Path(run_dir) / "run.json"
     try:
-        meta = json.loads(path.read_text())
+        meta = read_meta(run_dir)
         meta["superseded"] = why
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-        os.replace(tmp, path)
-    except (OSError, ValueError):
-        pass
+        atomic_write_text(Path(run_dir) / "run.json", json.dumps(meta, indent=2, sort_keys=True))
+    except (OSError, WattlabError):
+        pass  # the manifest already names the newer attempt; this mark only helps a human reader
 
 
 def _cooldown(run: CampaignRun, host: Any, link: Any, previous: dict[str, Any]) -> None:

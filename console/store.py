@@ -161,7 +161,7 @@ class RunWriter:
                     self._event_seqs.add(ev["seq"])
             if not (self.path / "run.json").exists():  # a run dir is recognisable from its first moment
                 first = {"run_id": self.run_id, "campaign": self.campaign, "created_wall": time.time()}
-                _atomic_write_text(self.path / "run.json", json.dumps(first))
+                atomic_write_text(self.path / "run.json", json.dumps(first))
             self._parts = {s: _PartFile(self.path / f"{s}.part.jsonl") for s in STREAMS}
             self._events = _PartFile(self.path / "events.jsonl")
         except OSError as exc:
@@ -243,7 +243,7 @@ class RunWriter:
             current.update(meta)
             current.setdefault("run_id", self.run_id)
             current.setdefault("campaign", self.campaign)
-            _atomic_write_text(self.path / "run.json", json.dumps(current, indent=2, sort_keys=True))
+            atomic_write_text(self.path / "run.json", json.dumps(current, indent=2, sort_keys=True))
 
     def read_meta(self) -> dict[str, Any]:
         """run.json as stored ({} before write_meta)."""
@@ -263,7 +263,7 @@ class RunWriter:
                 _write_parquet(samples_table(samples), self.path / "samples.parquet")
                 _write_parquet(queries_table(queries), self.path / "queries.parquet")
                 doc = dict(summary, complete=bool(complete))
-                _atomic_write_text(self.path / "summary.json", json.dumps(doc, indent=2, sort_keys=True))
+                atomic_write_text(self.path / "summary.json", json.dumps(doc, indent=2, sort_keys=True))
                 for stream in STREAMS:
                     (self.path / f"{stream}.part.jsonl").unlink(missing_ok=True)
             except OSError as exc:
@@ -559,7 +559,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via tmp + fsync + os.replace: a crash leaves the old file or the new one, never half."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
