@@ -92,7 +92,10 @@ def test_sigkilled_console_resumes_to_the_same_report_as_an_uninterrupted_run(tm
         except (OSError, ValueError):
             cells = []
         states = [c["state"] for c in cells]
-        if states.count("done") >= 1 and "running" in states:
+        # a running cell whose job already stored samples: the kill then leaves a job to re-attach to
+        # (a cell marked running whose run dir does not exist yet would simply be run again)
+        recording = any(p.stat().st_size > 0 for p in killed.glob("*/samples.part.jsonl"))
+        if states.count("done") >= 1 and "running" in states and recording:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
