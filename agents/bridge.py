@@ -26,13 +26,18 @@ class BridgeError(Exception):
     """The bridge cannot reach or start the daemon; the message says where to look."""
 
 
-def daemon_command() -> Tuple[List[str], Optional[str]]:
-    """(argv, extra PYTHONPATH) that runs `daemon --foreground` with the code we run from."""
+def agent_command(*args: str) -> Tuple[List[str], Optional[str]]:
+    """(argv, extra PYTHONPATH) that runs `agent <args>` with the code we run from (zipapp or source)."""
     pkg_dir = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(pkg_dir)
     if os.path.isfile(root):  # .../agent-<hash>.pyz/agents/bridge.py: we run from a zipapp
-        return [sys.executable, root, "daemon", "--foreground"], None
-    return [sys.executable, "-m", "agents", "daemon", "--foreground"], root
+        return [sys.executable, root, *args], None
+    return [sys.executable, "-m", "agents", *args], root
+
+
+def daemon_command() -> Tuple[List[str], Optional[str]]:
+    """(argv, extra PYTHONPATH) that runs `daemon --foreground` with the code we run from."""
+    return agent_command("daemon", "--foreground")
 
 
 def spawn_daemon(home: str) -> None:

@@ -32,11 +32,9 @@ class WorkloadProcessError(RuntimeError):
 
 def child_command() -> Tuple[List[str], Optional[str]]:
     """(argv, extra PYTHONPATH) that runs `loadgen-child` with the code we run from (zipapp or source)."""
-    pkg_dir = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(pkg_dir)
-    if os.path.isfile(root):  # running from the zipapp
-        return [sys.executable, root, "loadgen-child"], None
-    return [sys.executable, "-m", "agents", "loadgen-child"], root
+    from agents.bridge import agent_command
+
+    return agent_command("loadgen-child")
 
 
 def run_in_child(
